@@ -1,0 +1,49 @@
+# The one entry point for people and CI. Everything installs into .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MARIADB_DIR := $(CURDIR)/.mariadb
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench stress clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[all]" --group test --group lint
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: a producer and a consumer process sharing an SQLite queue
+run: install
+	$(BIN)/python examples/producer_consumer.py
+
+## test: the whole suite on asyncio and trio, with a throwaway MariaDB on 127.0.0.1
+test: install
+	@status=0; \
+	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
+	set -a; . $(MARIADB_DIR)/env; set +a; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
+
+## lint: ruff check, ruff format --check, mypy --strict
+lint: install
+	$(BIN)/ruff check persistq tests benchmarks examples
+	$(BIN)/ruff format --check persistq tests benchmarks examples
+	$(BIN)/mypy --strict persistq
+
+## bench: persistq beside persist-queue 1.1.0
+bench: install
+	$(BIN)/python -m pip install --quiet persist-queue==1.1.0
+	$(BIN)/python benchmarks/run_benchmark.py 1000 console
+
+stress: install
+	$(BIN)/python -m pytest -m stress $(PYTEST_ARGS)
+
+clean:
+	-scripts/mariadb.sh stop $(MARIADB_DIR)
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,59 @@
+"""persistq: persistent, disk-backed queues that survive crashes and restarts.
+
+Layers, each importing only the ones below it:
+
+* ``persistq`` (this module) and ``persistq.sync``: the public names;
+* ``persistq.queues``: queue kinds (order, waiting, maxsize, task accounting);
+* ``persistq.engines``: storage (SQLite …): bytes, transactions, durability;
+* ``persistq.serializers`` and ``persistq.errors``: shared by all of them.
+
+Every queue here is async and runs on asyncio and trio; ``persistq.sync`` has
+blocking, thread-safe twins with the same names.
+"""
+
+from . import serializers as serializers
+from .errors import CorruptionError as CorruptionError
+from .errors import Empty as Empty
+from .errors import Full as Full
+from .errors import InvalidName as InvalidName
+from .errors import ItemNotFound as ItemNotFound
+from .errors import MissingDependencyError as MissingDependencyError
+from .errors import PersistQError as PersistQError
+from .errors import PortalError as PortalError
+from .errors import QueueClosed as QueueClosed
+from .errors import SerializationError as SerializationError
+from .errors import SerializerMismatch as SerializerMismatch
+from .errors import StorageError as StorageError
+from .queues._base import QueueStatistics as QueueStatistics
+from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
+from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
+from .queues.fifo import SQLiteQueue as SQLiteQueue
+
+AsyncSQLiteQueue = SQLiteQueue
+AsyncFIFOSQLiteQueue = SQLiteQueue
+AsyncFILOSQLiteQueue = FILOSQLiteQueue
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AsyncFIFOSQLiteQueue",
+    "AsyncFILOSQLiteQueue",
+    "AsyncSQLiteQueue",
+    "CorruptionError",
+    "Empty",
+    "FIFOSQLiteQueue",
+    "FILOSQLiteQueue",
+    "Full",
+    "InvalidName",
+    "ItemNotFound",
+    "MissingDependencyError",
+    "PersistQError",
+    "PortalError",
+    "QueueClosed",
+    "QueueStatistics",
+    "SQLiteQueue",
+    "SerializationError",
+    "SerializerMismatch",
+    "StorageError",
+    "serializers",
+)

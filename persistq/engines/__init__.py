@@ -1,0 +1,1 @@
+"""Storage engines: bytes in, bytes out, transactions and durability."""

@@ -1,0 +1,250 @@
+"""A dedicated storage thread, fed by a job list, that runs jobs in batches.
+
+Each storage engine owns one :class:`Worker`: one OS thread that owns the
+engine's connection (or files). Callers on any event loop (asyncio or trio),
+or on a plain thread, hand it a :class:`Job` and wait for it without blocking
+their loop. The thread takes every job waiting when it wakes up and gives the
+whole list to the engine's ``execute`` function, which can run them in one
+transaction with one fsync (group commit). Results go back in one hand-off per
+batch and per event loop, not one per job.
+
+Cancellation: a job that has reached the worker always runs to its end. A
+caller cancelled meanwhile waits for that end (the wait is shielded), then runs
+the job's undo, if it has one, and re-raises the cancellation, so either the
+call returns or it raises and nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from ..errors import QueueClosed
+
+T = TypeVar("T")
+
+__all__ = ("Job", "Worker", "run_job")
+
+
+class Job(Generic[T]):
+    """One storage operation: ``fn(*args)`` run by the worker's ``execute``.
+
+    Attributes set by the worker: ``result``, ``error`` and ``done``.
+    ``kind`` tells ``execute`` how to run the job: ``"write"`` (inside a write
+    transaction, possibly batched with others), ``"read"`` or ``"bare"`` (alone,
+    outside any transaction: open, close, vacuum).
+    """
+
+    __slots__ = (
+        "_event",
+        "_fut",
+        "_loop",
+        "_thread_event",
+        "_token",
+        "args",
+        "done",
+        "error",
+        "fn",
+        "kind",
+        "result",
+    )
+
+    def __init__(self, fn: Callable[..., T], *args: Any, kind: str = "write") -> None:
+        self.fn = fn
+        self.args = args
+        self.kind = kind
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fut: asyncio.Future[None] | None = None
+        self._token: Any = None
+        self._event: Any = None
+        self._thread_event: threading.Event | None = None
+
+    def value(self) -> T:
+        """Return the job's result, or raise its error."""
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[no-any-return]
+
+
+def _wake_asyncio(jobs: list[Job[Any]]) -> None:
+    for job in jobs:
+        fut = job._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
+def _wake_trio(jobs: list[Job[Any]]) -> None:
+    for job in jobs:
+        job._event.set()
+
+
+class Worker:
+    """The storage thread of one engine.
+
+    Args:
+        name: the thread's name (shown by debuggers and ``py-spy``).
+        execute: runs a batch of jobs, setting each job's ``result`` or
+            ``error``; it must not raise.
+        on_exit: called on the worker thread when it stops (closes the
+            connection); errors are ignored.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        execute: Callable[[list[Job[Any]]], None],
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self._execute = execute
+        self._on_exit = on_exit
+        self._jobs: list[Job[Any]] = []
+        self._cv = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread still accepts jobs."""
+        return not self._stopping
+
+    def submit(self, job: Job[Any]) -> None:
+        """Queue a job; it runs in the next batch."""
+        with self._cv:
+            if self._stopping:
+                raise QueueClosed("the queue is closed")
+            self._jobs.append(job)
+            if len(self._jobs) == 1:
+                self._cv.notify()
+
+    def stop(self) -> None:
+        """Ask the thread to finish the jobs it has and then exit (non-blocking)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to exit (never from the worker thread itself)."""
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._jobs and not self._stopping:
+                        self._cv.wait()
+                    batch, self._jobs = self._jobs, []
+                if not batch:
+                    return
+                self._execute(batch)
+                self._deliver(batch)
+        finally:
+            if self._on_exit is not None:
+                try:
+                    self._on_exit()
+                except Exception:  # noqa: BLE001 - nothing can report it; the thread is ending
+                    pass
+
+    @staticmethod
+    def _deliver(batch: Sequence[Job[Any]]) -> None:
+        # One hand-off per event loop per batch: a group commit of 50 jobs from
+        # one loop wakes that loop once, not 50 times.
+        by_loop: dict[int, tuple[Any, list[Job[Any]]]] = {}
+        by_token: dict[int, tuple[Any, list[Job[Any]]]] = {}
+        for job in batch:
+            job.done = True
+            if job._loop is not None:
+                by_loop.setdefault(id(job._loop), (job._loop, []))[1].append(job)
+            elif job._token is not None:
+                by_token.setdefault(id(job._token), (job._token, []))[1].append(job)
+            elif job._thread_event is not None:
+                job._thread_event.set()
+        for loop, jobs in by_loop.values():
+            try:
+                loop.call_soon_threadsafe(_wake_asyncio, jobs)
+            except RuntimeError:  # the caller's loop is closed: nobody waits any more
+                pass
+        for token, jobs in by_token.values():
+            try:
+                token.run_sync_soon(_wake_trio, jobs)
+            except RuntimeError:  # trio.RunFinishedError: the caller's run ended
+                pass
+
+    def run_blocking(self, job: Job[T]) -> T:
+        """Run a job and block the calling thread until it is done."""
+        job._thread_event = threading.Event()
+        self.submit(job)
+        job._thread_event.wait()
+        return job.value()
+
+
+async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> bool:
+    """Wait for a submitted job; return True if the task was cancelled meanwhile."""
+    try:
+        await job._fut  # type: ignore[misc]
+        return False
+    except asyncio.CancelledError:
+        pass
+    # Cancelled while the worker runs the job: wait for its end regardless.
+    while not job.done:
+        job._fut = loop.create_future()
+        try:
+            await job._fut
+        except asyncio.CancelledError:
+            continue
+    return True
+
+
+async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None = None) -> T:
+    """Run ``job`` on ``worker`` from async code, on asyncio or trio.
+
+    If the caller is cancelled while the job runs, the job still finishes; then
+    ``undo(result)`` (a job reversing it) runs, and the cancellation is raised.
+    """
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        job._loop = loop
+        job._fut = loop.create_future()
+        worker.submit(job)
+        if await _wait_asyncio(job, loop):
+            if undo is not None and job.error is None:
+                undo_job = undo(job.result)
+                undo_job._loop = loop
+                undo_job._fut = loop.create_future()
+                worker.submit(undo_job)
+                await _wait_asyncio(undo_job, loop)
+            raise asyncio.CancelledError
+        return job.value()
+    return await _run_job_trio(worker, job, undo)
+
+
+async def _run_job_trio(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None) -> T:
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+    job._token = token
+    job._event = trio.Event()
+    worker.submit(job)
+    with trio.CancelScope(shield=True):
+        await job._event.wait()
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    except trio.Cancelled:
+        if undo is not None and job.error is None:
+            undo_job = undo(job.result)
+            undo_job._token = token
+            undo_job._event = trio.Event()
+            worker.submit(undo_job)
+            with trio.CancelScope(shield=True):
+                await undo_job._event.wait()
+        raise
+    return job.value()

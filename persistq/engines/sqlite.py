@@ -1,0 +1,578 @@
+"""The SQLite engine: bytes in, bytes out, on stdlib :mod:`sqlite3`.
+
+One connection per queue object, owned by a dedicated worker thread
+(:mod:`._worker`). Every storage operation is one job; the jobs waiting when
+the thread wakes run in one ``BEGIN IMMEDIATE`` transaction with one commit
+(group commit), each inside its own savepoint so one failing job does not undo
+the others. Identifiers are validated and quoted; values are always bound.
+
+Tables are persist-queue's (``queue_{name}``, ``filo_queue_{name}``: ``_id``,
+``data``, ``timestamp``), so a ``data.db`` written by persist-queue 1.x opens in
+place. persistq adds two tables of its own beside them:
+
+* ``persistq_meta`` records which serializer wrote each table;
+* ``persistq_pending_{table}`` holds items got with ``auto_commit=False`` but
+  not yet ``task_done``: a get moves the row there (keeping its ``_id``), and a
+  restart, ``close()`` or cancellation moves it back to its old place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from ..errors import (
+    InvalidName,
+    ItemNotFound,
+    QueueClosed,
+    SerializerMismatch,
+    StorageError,
+)
+from ._worker import Job, Worker, run_job
+
+__all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")
+
+T = TypeVar("T")
+Durability = Literal["full", "normal", "off"]
+Row = tuple[int, bytes, float]
+"""A stored item: ``(_id, data, timestamp)``."""
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it is a valid queue name, else raise :class:`InvalidName`."""
+    if not isinstance(name, str):
+        raise InvalidName(name, "a name must be a str")
+    if not _NAME.fullmatch(name):
+        raise InvalidName(name)
+    return name
+
+
+def _quote(identifier: str) -> str:
+    # Names are validated to [A-Za-z0-9_-]; quoting keeps '-' and keywords legal.
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def validate_durability(durability: object) -> Durability:
+    """Return ``durability`` if it is ``"full"``, ``"normal"`` or ``"off"``."""
+    if durability not in _SYNCHRONOUS:
+        raise ValueError(f"durability must be 'full', 'normal' or 'off', not {durability!r}")
+    return durability  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What a queue kind needs from its table.
+
+    Attributes:
+        table: the table name, e.g. ``queue_default`` (validated).
+        order: ``"fifo"`` (lowest ``_id`` first) or ``"filo"`` (highest first).
+    """
+
+    table: str
+    order: Literal["fifo", "filo"] = "fifo"
+
+
+def _translate(exc: sqlite3.Error, db: str) -> StorageError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in message or "malformed" in message or "corrupt" in message
+    ):
+        from ..errors import CorruptionError
+
+        return CorruptionError(f"{db}: {message}")
+    if "locked" in message or "busy" in message:
+        return StorageError(
+            f"{db}: {message} (another connection held the write lock "
+            "for longer than the queue's timeout)"
+        )
+    return StorageError(f"{db}: {message}")
+
+
+class SQLiteEngine:
+    """Storage for one queue table in one SQLite database file.
+
+    Args:
+        path: the queue's directory (created, owner-only, if missing), or
+            ``":memory:"``.
+        db_file_name: the database file in ``path`` (persist-queue's default
+            ``data.db``).
+        spec: the table and its order.
+        serializer_name: recorded when the table is created; opening the
+            table later with another serializer raises
+            :class:`~persistq.errors.SerializerMismatch`.
+        durability: ``"full"`` (fsync per commit), ``"normal"`` (survives a
+            process crash, may lose the last commits on power loss) or
+            ``"off"``.
+        busy_timeout: seconds to wait for another connection's write lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        db_file_name: str | None,
+        spec: TableSpec,
+        serializer_name: str,
+        durability: Durability = "full",
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.spec = spec
+        self.durability = durability
+        self.busy_timeout = busy_timeout
+        self.serializer_name = serializer_name
+        self.memory = os.fspath(path) == ":memory:"
+        if self.memory:
+            self.db_path = ":memory:"
+        else:
+            directory = os.fspath(path)
+            name = db_file_name or "data.db"
+            if os.sep in name or (os.altsep and os.altsep in name):
+                raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
+            self.db_path = os.path.join(directory, name)
+        self._directory = None if self.memory else os.fspath(path)
+        t = spec.table
+        self._t = _quote(t)
+        self._pending = _quote(f"persistq_pending_{t}")
+        self._asc = spec.order == "fifo"
+        self._conn: sqlite3.Connection | None = None
+        self._worker: Worker | None = None
+        self._opened = False
+        self._pid = os.getpid()
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the engine was opened and not closed (in this process)."""
+        return self._opened and self._pid == os.getpid()
+
+    def _start(self) -> Worker:
+        if self._worker is None:
+            self._worker = Worker(
+                f"persistq-sqlite:{self.spec.table}", self._execute, self._close_connection
+            )
+        return self._worker
+
+    def _alive_worker(self) -> Worker:
+        if self._pid != os.getpid():
+            raise QueueClosed(
+                "this queue was opened in another process (before a fork); "
+                "open it again in this process"
+            )
+        if self._worker is None or not self._worker.alive:
+            raise QueueClosed("the queue is closed")
+        return self._worker
+
+    async def _run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        kind: str = "write",
+        undo: Callable[[T], Job[Any]] | None = None,
+    ) -> T:
+        return await run_job(self._alive_worker(), Job(fn, *args, kind=kind), undo)
+
+    def _execute(self, batch: list[Job[Any]]) -> None:
+        conn = self._conn
+        bare = [j for j in batch if j.kind == "bare"]
+        txn = [j for j in batch if j.kind != "bare"]
+        for job in bare:
+            try:
+                job.result = job.fn(*job.args)
+            except sqlite3.Error as exc:
+                job.error = _translate(exc, self.db_path)
+                job.error.__cause__ = exc
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                job.error = exc
+            conn = self._conn
+        if not txn:
+            return
+        if conn is None:
+            for job in txn:
+                job.error = QueueClosed("the queue is closed")
+            return
+        write = any(j.kind == "write" for j in txn)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            for job in txn:
+                job.error = _translate(exc, self.db_path)
+                job.error.__cause__ = exc
+            return
+        single = len(txn) == 1
+        ok: list[Job[Any]] = []
+        for job in txn:
+            try:
+                if not single:
+                    conn.execute("SAVEPOINT job")
+                job.result = job.fn(conn, *job.args)
+                if not single:
+                    conn.execute("RELEASE job")
+                ok.append(job)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                if isinstance(exc, sqlite3.Error):
+                    error: BaseException = _translate(exc, self.db_path)
+                    error.__cause__ = exc
+                else:
+                    error = exc
+                job.error = error
+                try:
+                    if single:
+                        conn.execute("ROLLBACK")
+                        return
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                except sqlite3.Error:
+                    self._fail_after_rollback(conn, txn, error)
+                    return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            error = _translate(exc, self.db_path)
+            error.__cause__ = exc
+            self._fail_after_rollback(conn, ok, error)
+
+    @staticmethod
+    def _fail_after_rollback(
+        conn: sqlite3.Connection, jobs: Iterable[Job[Any]], error: BaseException
+    ) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        for job in jobs:
+            job.result = None
+            job.error = error
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # --------------------------------------------------------------- open/close
+
+    def _connect(self) -> None:
+        if self._conn is not None:
+            return
+        if self._directory is not None:
+            try:
+                os.makedirs(self._directory, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create queue directory {self._directory!r}: {exc}") from exc
+            if not os.path.isdir(self._directory):
+                raise StorageError(f"queue path {self._directory!r} exists and is not a directory")
+            if not os.path.exists(self.db_path):
+                # Create the file owner-only before SQLite creates it with the umask.
+                try:
+                    os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
+                except OSError as exc:
+                    raise StorageError(f"cannot create database {self.db_path!r}: {exc}") from exc
+        try:
+            conn = sqlite3.connect(
+                self.db_path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.db_path) from exc
+        try:
+            if not self.memory:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(f"{self.db_path}: cannot use WAL journal mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
+            self._create(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        t = self.spec.table
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            existed = (
+                conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (t,)
+                ).fetchone()
+                is not None
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._t} "
+                "(_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT)"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._pending} "
+                "(_id INTEGER PRIMARY KEY, data BLOB, timestamp FLOAT, owner TEXT NOT NULL)"
+            )
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {_quote(f'persistq_pending_{t}_owner')} "
+                f"ON {self._pending} (owner)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS persistq_meta "
+                "(tbl TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (tbl, key))"
+            )
+            row = conn.execute(
+                "SELECT value FROM persistq_meta WHERE tbl=? AND key='serializer'", (t,)
+            ).fetchone()
+            if row is None and not existed:
+                conn.execute(
+                    "INSERT INTO persistq_meta (tbl, key, value) VALUES (?, 'serializer', ?)",
+                    (t, self.serializer_name),
+                )
+            elif row is not None and row[0] != self.serializer_name:
+                raise SerializerMismatch(f"table {t!r} in {self.db_path}", row[0], self.serializer_name)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def open(self) -> None:
+        """Open the database and create the tables (idempotent)."""
+        if self._opened:
+            self._alive_worker()
+            return
+        worker = self._start()
+        try:
+            await run_job(worker, Job(self._connect, kind="bare"))
+        except BaseException:
+            worker.stop()
+            self._worker = None
+            raise
+        self._opened = True
+
+    def open_blocking(self) -> None:
+        """Like :meth:`open`, blocking the calling thread."""
+        if self._opened:
+            self._alive_worker()
+            return
+        worker = self._start()
+        try:
+            worker.run_blocking(Job(self._connect, kind="bare"))
+        except BaseException:
+            worker.stop()
+            self._worker = None
+            raise
+        self._opened = True
+
+    async def close(self) -> None:
+        """Finish queued jobs, close the connection and stop the thread."""
+        worker = self._worker
+        if worker is None or self._pid != os.getpid():
+            return
+        worker.stop()
+        import anyio
+
+        await anyio.to_thread.run_sync(worker.join)
+
+    def close_nowait(self) -> None:
+        """Stop the thread after its queued jobs, without waiting (for ``__del__``)."""
+        worker = self._worker
+        if worker is not None and self._pid == os.getpid():
+            worker.stop()
+
+    # ------------------------------------------------------------ the operations
+
+    def _order(self) -> str:
+        return "ASC" if self._asc else "DESC"
+
+    def _sql_put(self, conn: sqlite3.Connection, items: Sequence[tuple[bytes, float]], maxsize: int) -> list[int] | None:
+        if maxsize > 0:
+            (n,) = conn.execute(f"SELECT count(*) FROM {self._t}").fetchone()
+            if n + len(items) > maxsize:
+                return None
+        sql = f"INSERT INTO {self._t} (data, timestamp) VALUES (?, ?)"
+        ids: list[int] = []
+        for data, ts in items:
+            cur = conn.execute(sql, (data, ts))
+            ids.append(cur.lastrowid)  # type: ignore[arg-type]
+        return ids
+
+    def _sql_delete_ids(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        conn.executemany(f"DELETE FROM {self._t} WHERE _id=?", [(i,) for i in ids])
+
+    def _undo_put(self, ids: list[int] | None) -> Job[None]:
+        return Job(self._sql_delete_ids, ids or [])
+
+    async def put(self, items: Sequence[tuple[bytes, float]], maxsize: int = 0) -> list[int] | None:
+        """Insert items atomically; return their ids, or ``None`` if ``maxsize`` would be passed.
+
+        Durable on return (per the engine's durability). Cancel-atomic: a
+        cancelled caller's rows are removed again.
+        """
+        return await self._run(self._sql_put, items, maxsize, undo=self._undo_put)
+
+    def _sql_claim(
+        self, conn: sqlite3.Connection, n: int, item_id: int | None, owner: str | None
+    ) -> list[Row]:
+        t = self._t
+        if item_id is not None:
+            where, params = "_id = ?", (item_id,)
+        elif n == 1:
+            where = f"_id = (SELECT _id FROM {t} ORDER BY _id {self._order()} LIMIT 1)"
+            params = ()
+        else:
+            where = f"_id IN (SELECT _id FROM {t} ORDER BY _id {self._order()} LIMIT ?)"
+            params = (n,)
+        if _HAS_RETURNING:
+            rows = conn.execute(
+                f"DELETE FROM {t} WHERE {where} RETURNING _id, data, timestamp", params
+            ).fetchall()
+        else:  # pragma: no cover - SQLite < 3.35: still one write transaction
+            rows = conn.execute(f"SELECT _id, data, timestamp FROM {t} WHERE {where}", params).fetchall()
+            conn.executemany(f"DELETE FROM {t} WHERE _id=?", [(r[0],) for r in rows])
+        rows.sort(key=lambda r: r[0], reverse=not self._asc)
+        if owner is not None and rows:
+            conn.executemany(
+                f"INSERT INTO {self._pending} (_id, data, timestamp, owner) VALUES (?, ?, ?, ?)",
+                [(r[0], r[1], r[2], owner) for r in rows],
+            )
+        return rows
+
+    def _sql_restore(self, conn: sqlite3.Connection, rows: Sequence[Row], from_pending: bool) -> None:
+        # The rows go back under their own _id, so they regain their old place:
+        # AUTOINCREMENT never hands that id to another row.
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {self._t} (_id, data, timestamp) VALUES (?, ?, ?)",
+            [(r[0], r[1], r[2]) for r in rows],
+        )
+        if from_pending:
+            conn.executemany(f"DELETE FROM {self._pending} WHERE _id=?", [(r[0],) for r in rows])
+
+    async def claim(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> list[Row]:
+        """Take up to ``n`` items (or the one with ``item_id``) in queue order.
+
+        Without ``owner`` the rows are deleted; with ``owner`` they move to the
+        pending table until :meth:`finish` or :meth:`release`. Atomic across
+        processes (one ``DELETE … RETURNING`` in a write transaction) and
+        cancel-atomic (a cancelled caller's rows go back).
+        """
+
+        def undo(rows: list[Row]) -> Job[None]:
+            return Job(self._sql_restore, rows, owner is not None)
+
+        return await self._run(self._sql_claim, n, item_id, owner, undo=undo)
+
+    async def restore(self, rows: Sequence[Row], from_pending: bool = False) -> None:
+        """Put claimed rows back in their old places."""
+        await self._run(self._sql_restore, rows, from_pending)
+
+    def _sql_finish(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[int, bytes, float, str]]:
+        rows: list[tuple[int, bytes, float, str]] = []
+        for i in ids:
+            row = conn.execute(
+                f"SELECT _id, data, timestamp, owner FROM {self._pending} WHERE _id=?", (i,)
+            ).fetchone()
+            if row is not None:
+                rows.append(row)
+        conn.executemany(f"DELETE FROM {self._pending} WHERE _id=?", [(i,) for i in ids])
+        return rows
+
+    def _sql_unfinish(self, conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes, float, str]]) -> None:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {self._pending} (_id, data, timestamp, owner) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    async def finish(self, ids: Sequence[int]) -> None:
+        """Delete pending rows for good (``task_done`` with ``auto_commit=False``)."""
+
+        def undo(rows: list[tuple[int, bytes, float, str]]) -> Job[None]:
+            return Job(self._sql_unfinish, rows)
+
+        await self._run(self._sql_finish, ids, undo=undo)
+
+    def _sql_release(self, conn: sqlite3.Connection, owners: Sequence[str]) -> int:
+        moved = 0
+        for owner in owners:
+            rows = conn.execute(
+                f"SELECT _id, data, timestamp FROM {self._pending} WHERE owner=?", (owner,)
+            ).fetchall()
+            self._sql_restore(conn, rows, True)
+            moved += len(rows)
+        return moved
+
+    async def release(self, owner: str) -> int:
+        """Move every pending row of ``owner`` back to the queue; return how many."""
+        return await self._run(self._sql_release, [owner])
+
+    def _sql_owners(self, conn: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in conn.execute(f"SELECT DISTINCT owner FROM {self._pending}")]
+
+    async def recover(self, alive: Callable[[str], bool]) -> int:
+        """Give back pending rows whose owner is gone (crashed or closed)."""
+        owners = await self._run(self._sql_owners, kind="read")
+        dead = [o for o in owners if not alive(o)]
+        if not dead:
+            return 0
+        return await self._run(self._sql_release, dead)
+
+    def _sql_count(self, conn: sqlite3.Connection) -> int:
+        n: int = conn.execute(f"SELECT count(*) FROM {self._t}").fetchone()[0]
+        return n
+
+    async def count(self) -> int:
+        """Number of items waiting (not counting pending ones)."""
+        return await self._run(self._sql_count, kind="read")
+
+    def count_blocking(self) -> int:
+        """Like :meth:`count`, blocking the calling thread."""
+        self.open_blocking()
+        return self._alive_worker().run_blocking(Job(self._sql_count, kind="read"))
+
+    def _sql_rows(self, conn: sqlite3.Connection) -> list[Row]:
+        return conn.execute(
+            f"SELECT _id, data, timestamp FROM {self._t} ORDER BY _id {self._order()}"
+        ).fetchall()
+
+    async def rows(self) -> list[Row]:
+        """Every waiting item, in the order gets would return them."""
+        return await self._run(self._sql_rows, kind="read")
+
+    def _sql_update(self, conn: sqlite3.Connection, item_id: int, data: bytes) -> None:
+        cur = conn.execute(f"UPDATE {self._t} SET data=? WHERE _id=?", (data, item_id))
+        if cur.rowcount == 0:
+            cur = conn.execute(f"UPDATE {self._pending} SET data=? WHERE _id=?", (data, item_id))
+        if cur.rowcount == 0:
+            raise ItemNotFound(item_id, f"not in {self.spec.table}")
+
+    async def update(self, item_id: int, data: bytes) -> None:
+        """Replace the data of item ``item_id`` (waiting or pending)."""
+        await self._run(self._sql_update, item_id, data)
+
+    def _sql_data_version(self, conn: sqlite3.Connection) -> int:
+        v: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        return v
+
+    async def data_version(self) -> int:
+        """A number that changes when another connection commits."""
+        return await self._run(self._sql_data_version, kind="read")
+
+    def _vacuum(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise QueueClosed("the queue is closed")
+        conn.execute("VACUUM")
+        if not self.memory:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def vacuum(self) -> None:
+        """Rebuild the database file to return free pages to the file system."""
+        await self._run(self._vacuum, kind="bare")
+
+
+def now() -> float:
+    """The timestamp stored with each item (seconds since the epoch)."""
+    return time.time()

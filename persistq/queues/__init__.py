@@ -1,0 +1,1 @@
+"""Queue kinds: ordering, waiting, maxsize and task accounting, composed with an engine."""

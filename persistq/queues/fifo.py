@@ -1,0 +1,574 @@
+"""FIFO and FILO queues on SQLite: ``SQLiteQueue`` and ``FILOSQLiteQueue``.
+
+The queue kind (order, waiting, ``maxsize``, task accounting, serialization)
+is composed with the SQLite engine, which stores bytes. A get claims its item
+with one atomic statement, so any number of queue objects, threads and
+processes can share one database file without duplicates or losses.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal
+
+import anyio
+import anyio.lowlevel
+
+from .. import serializers as _serializers
+from .._owner import new_owner, owner_alive, release_owner
+from ..engines.sqlite import (
+    Durability,
+    Row,
+    SQLiteEngine,
+    TableSpec,
+    now,
+    validate_durability,
+    validate_name,
+)
+from ..errors import Empty, Full, QueueClosed, SerializationError
+from ._base import (
+    DEFAULT_POLL_INTERVAL,
+    QueueStatistics,
+    TaskCounter,
+    Waiters,
+    caller_key,
+    check_maxsize,
+    check_poll_interval,
+    make_deadline,
+)
+
+__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
+
+Key = tuple[str, int]
+
+
+def _item_id(value: object) -> int | None:
+    """Accept an id as persist-queue does: an int, or a raw dict with ``pqid``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get("pqid")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an item id must be an int or a raw dict with 'pqid', not {value!r}")
+    return value
+
+
+class SQLiteQueue:
+    """A persistent FIFO queue in an SQLite database (async; asyncio and trio).
+
+    Drop-in for persist-queue's ``SQLiteQueue`` (and ``AsyncSQLiteQueue``, with
+    ``path`` a directory as for the sync class), plus ``maxsize``,
+    ``join``, ``put_many``/``get_many``, durability modes and ``async with``.
+
+    Args:
+        path: directory of the database (created owner-only if missing), or
+            ``":memory:"`` for a private in-memory queue.
+        name: the queue's name; the table is ``queue_{name}``. 1-64 ASCII
+            letters, digits, ``_`` or ``-``.
+        multithreading: accepted for compatibility; every queue is thread-safe.
+        timeout: seconds to wait for another connection's write lock before
+            an operation fails with :class:`~persistq.errors.StorageError`
+            (persist-queue's ``timeout``; not a get/put timeout).
+        auto_commit: ``True``: a get removes the item for good. ``False``: a
+            got item stays stored until ``task_done()``; items got but not
+            done come back (in their old place) after a restart, a ``close()``
+            or a crash of their process.
+        serializer: ``persistq.serializers.pickle`` (default), ``json``,
+            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
+        db_file_name: the database file in ``path`` (default ``data.db``).
+        maxsize: ``> 0`` bounds the number of waiting items: ``put`` then
+            blocks (or raises :class:`~persistq.errors.Full`).
+        durability: ``"full"`` (default; fsync'd when a call returns),
+            ``"normal"`` (survives a process crash; a power loss may lose the
+            last moments) or ``"off"``.
+        poll_interval: seconds between checks for changes made by other
+            processes while a ``get``/``put`` waits.
+    """
+
+    _TABLE_PREFIX: ClassVar[str] = "queue"
+    _ORDER: ClassVar[Literal["fifo", "filo"]] = "fifo"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str = "default",
+        multithreading: bool = False,
+        timeout: float = 10.0,
+        auto_commit: bool = True,
+        serializer: Any = _serializers.pickle,
+        db_file_name: str | None = None,
+        *,
+        maxsize: int = 0,
+        durability: Durability = "full",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        validate_name(name)
+        _serializers._check(serializer)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
+        self.path = os.fspath(path)
+        self.name = name
+        self.multithreading = multithreading
+        self.timeout = float(timeout)
+        self.auto_commit = bool(auto_commit)
+        self.serializer = serializer
+        self.maxsize = check_maxsize(maxsize)
+        self.durability = validate_durability(durability)
+        self.poll_interval = check_poll_interval(poll_interval)
+        self._engine = SQLiteEngine(
+            self.path,
+            db_file_name,
+            TableSpec(f"{self._TABLE_PREFIX}_{name}", self._ORDER),
+            _serializers.serializer_name(serializer),
+            self.durability,
+            self.timeout,
+        )
+        self._owner: str | None = None
+        self._getters = Waiters()
+        self._putters = Waiters()
+        self._joiners = Waiters()
+        self._tasks = TaskCounter()
+        # auto_commit=False: ids got and not yet done, per caller and overall.
+        self._pending_by_key: dict[Key, deque[int]] = {}
+        self._pending_owner: dict[int, Key] = {}
+        self._state = "new"
+        self._open_lock: anyio.Lock | None = None
+        self._data_version: int | None = None
+        self._last_poll = -1.0
+
+    # ----------------------------------------------------------- life cycle
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._state == "closed"
+
+    async def open(self) -> None:
+        """Open the storage now (otherwise the first operation does).
+
+        Raises:
+            StorageError: the path or database cannot be used.
+            SerializerMismatch: the table was written with another serializer.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+
+    async def _ensure_open(self) -> None:
+        if self._state == "open":
+            return
+        if self._state == "closed":
+            raise QueueClosed("the queue is closed")
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            if self._state != "new":
+                if self._state == "closed":
+                    raise QueueClosed("the queue is closed")
+                return
+            await self._engine.open()
+            try:
+                await self._engine.recover(owner_alive)
+                # The baseline for noticing other processes' commits is taken
+                # before any get can find the queue empty.
+                self._data_version = await self._engine.data_version()
+            except BaseException:
+                await self._engine.close()
+                raise
+            if not self.auto_commit:
+                self._owner = new_owner()
+            self._state = "open"
+
+    async def close(self) -> None:
+        """Close the queue: wake waiters with ``QueueClosed``, release the storage.
+
+        With ``auto_commit=False``, items got but not ``task_done`` go back to
+        the queue. Idempotent.
+        """
+        if self._state == "closed":
+            return
+        was_open = self._state == "open"
+        self._state = "closed"
+        self._getters.wake_all()
+        self._putters.wake_all()
+        self._joiners.wake_all()
+        try:
+            if was_open and self._owner is not None and self._engine.is_open:
+                with anyio.CancelScope(shield=True):
+                    await self._engine.release(self._owner)
+        finally:
+            if self._owner is not None:
+                release_owner(self._owner)
+            with anyio.CancelScope(shield=True):
+                await self._engine.close()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close`."""
+        await self.close()
+
+    async def __aenter__(self) -> SQLiteQueue:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", "closed") == "open" and self._engine.is_open:
+            warnings.warn(
+                f"persistq queue {self.path!r} ({self.name!r}) was not closed",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            self._engine.close_nowait()
+            if self._owner is not None:
+                release_owner(self._owner)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} path={self.path!r} name={self.name!r} "
+            f"durability={self.durability!r} {self._state}>"
+        )
+
+    # -------------------------------------------------------------- helpers
+
+    def _encode(self, item: Any) -> bytes:
+        try:
+            data = self.serializer.dumps(item)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot serialize {type(item).__name__} with "
+                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+            ) from exc
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise SerializationError(
+                f"serializer {_serializers.serializer_name(self.serializer)} returned "
+                f"{type(data).__name__}, not bytes"
+            )
+        return bytes(data)
+
+    def _decode(self, row: Row) -> Any:
+        try:
+            return self.serializer.loads(row[1])
+        except Exception as exc:
+            raise SerializationError(
+                f"item {row[0]} in {self._engine.db_path} cannot be decoded with "
+                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+            ) from exc
+
+    async def _poll(self) -> bool:
+        """Whether another connection changed the database (rate-limited)."""
+        current = anyio.current_time()
+        if current - self._last_poll < self.poll_interval / 2:
+            return False
+        self._last_poll = current
+        if self._state != "open":
+            return True
+        version = await self._engine.data_version()
+        changed = version != self._data_version
+        self._data_version = version
+        if changed:
+            self._getters.wake_all()
+            self._putters.wake_all()
+            self._joiners.wake_all()
+        return changed
+
+    def _check_open(self) -> None:
+        if self._state == "closed":
+            raise QueueClosed("the queue is closed")
+
+    # ------------------------------------------------------------------ put
+
+    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
+        """Put ``item`` at the tail; return its id.
+
+        With ``durability="full"`` the item is on disk (fsync'd) when this
+        returns. If the queue has ``maxsize`` items, waits for room (``block``,
+        ``timeout`` as in :meth:`queue.Queue.put`).
+
+        Raises:
+            Full: no room before the timeout (or at once with ``block=False``).
+            SerializationError: the item cannot be encoded; nothing was written.
+        """
+        ids = await self._put_data([self._encode(item)], block, timeout)
+        return ids[0]
+
+    async def put_nowait(self, item: Any) -> int:
+        """``put(item, block=False)``."""
+        return await self.put(item, block=False)
+
+    async def put_many(
+        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> list[int]:
+        """Put several items in one transaction (all or none); return their ids.
+
+        Far faster than one ``put`` per item: one commit, one fsync. With
+        ``maxsize``, waits until all of them fit.
+
+        Raises:
+            ValueError: more items than ``maxsize``.
+        """
+        datas = [self._encode(item) for item in items]
+        if not datas:
+            await anyio.lowlevel.checkpoint()
+            return []
+        if 0 < self.maxsize < len(datas):
+            raise ValueError(f"put_many of {len(datas)} items can never fit in maxsize={self.maxsize}")
+        return await self._put_data(datas, block, timeout)
+
+    async def _put_data(self, datas: Sequence[bytes], block: bool, timeout: float | None) -> list[int]:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        deadline = make_deadline(block, timeout)
+        await self._ensure_open()
+        stamp = now()
+        rows = [(d, stamp) for d in datas]
+        while True:
+            ids = await self._engine.put(rows, self.maxsize)
+            if ids is not None:
+                break
+            if deadline is not None and anyio.current_time() >= deadline:
+                raise Full
+            await self._putters.wait(deadline, self.poll_interval, self._poll)
+            self._check_open()
+        self._getters.wake(len(ids))
+        return ids
+
+    # ------------------------------------------------------------------ get
+
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        raw: bool = False,
+    ) -> Any:
+        """Remove and return the next item (or the item with ``id``).
+
+        Waits for an item (``block``, ``timeout`` as in
+        :meth:`queue.Queue.get`); woken at once by puts in this process and
+        within ``poll_interval`` by puts from other processes. The claim is
+        atomic: no other get, in any process, receives the same item. If the
+        call is cancelled, the item stays in the queue.
+
+        Args:
+            id: take this item (an id from ``put`` or a raw dict); raises
+                :class:`Empty` at once if it is not waiting.
+            raw: return ``{"pqid": id, "data": item, "timestamp": float}``.
+
+        Raises:
+            Empty: no item before the timeout.
+            SerializationError: the stored bytes cannot be decoded (the item
+                stays in the queue).
+        """
+        return await self._get(block, timeout, id, raw, None)
+
+    async def get_nowait(
+        self,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        raw: bool = False,
+    ) -> Any:
+        """``get(block=False)``."""
+        return await self._get(False, None, id, raw, None)
+
+    async def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
+    ) -> list[Any]:
+        """Take up to ``max_items`` items in one transaction, in queue order.
+
+        Waits (as :meth:`get`) until at least one item is there, then returns
+        every item available up to ``max_items``.
+
+        Raises:
+            Empty: no item before the timeout.
+        """
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValueError(f"max_items must be a positive int, not {max_items!r}")
+        rows = await self._claim(max_items, block, timeout, None, None)
+        return await self._deliver(rows, raw)
+
+    async def _get(
+        self, block: bool, timeout: float | None, id: Any, raw: bool, key: Key | None
+    ) -> Any:
+        rows = await self._claim(1, block, timeout, _item_id(id), key)
+        return (await self._deliver(rows, raw))[0]
+
+    async def _claim(
+        self, n: int, block: bool, timeout: float | None, item_id: int | None, key: Key | None
+    ) -> list[Row]:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        deadline = make_deadline(block, timeout)
+        await self._ensure_open()
+        while True:
+            rows = await self._engine.claim(n, item_id, self._owner)
+            if rows:
+                break
+            if item_id is not None:
+                raise Empty(f"item {item_id} is not waiting in the queue")
+            if deadline is not None and anyio.current_time() >= deadline:
+                raise Empty
+            await self._getters.wait(deadline, self.poll_interval, self._poll)
+            self._check_open()
+        if self._owner is not None:
+            k = key if key is not None else caller_key()
+            ids = self._pending_by_key.setdefault(k, deque())
+            for row in rows:
+                ids.append(row[0])
+                self._pending_owner[row[0]] = k
+        self._tasks.got(len(rows))
+        self._putters.wake(len(rows))
+        return rows
+
+    async def _deliver(self, rows: list[Row], raw: bool) -> list[Any]:
+        try:
+            items = [self._decode(row) for row in rows]
+        except SerializationError:
+            # Never lose an item we cannot decode: it goes back to its place.
+            for row in rows:
+                key = self._pending_owner.pop(row[0], None)
+                if key is not None:
+                    self._pending_by_key[key].remove(row[0])
+            self._tasks.outstanding -= len(rows)
+            with anyio.CancelScope(shield=True):
+                await self._engine.restore(rows, from_pending=self._owner is not None)
+            raise
+        if raw:
+            return [{"pqid": r[0], "data": item, "timestamp": r[2]} for r, item in zip(rows, items)]
+        return items
+
+    # ------------------------------------------------------------ accounting
+
+    async def task_done(self) -> None:
+        """Mark one item got from this queue as done (as :meth:`queue.Queue.task_done`).
+
+        With ``auto_commit=False`` this deletes, for good and durably, the
+        oldest item this task (or thread) got and has not marked done — never
+        an item another task is still working on — falling back to the oldest
+        such item of any task.
+
+        Raises:
+            ValueError: called more times than there were items.
+        """
+        await self._task_done(None)
+
+    async def _task_done(self, key: Key | None) -> None:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        self._tasks.check_done()
+        if self._owner is not None and self._pending_owner:
+            k = key if key is not None else caller_key()
+            ids = self._pending_by_key.get(k)
+            if ids:
+                item_id = ids[0]
+            else:
+                item_id = next(iter(self._pending_owner))
+                k = self._pending_owner[item_id]
+            await self._engine.finish([item_id])
+            self._pending_owner.pop(item_id, None)
+            owned = self._pending_by_key[k]
+            owned.remove(item_id)
+            if not owned:
+                del self._pending_by_key[k]
+        self._tasks.done()
+        if self._tasks.outstanding == 0:
+            self._joiners.wake_all()
+
+    async def join(self) -> None:
+        """Wait until no item is waiting and every item got here was marked done.
+
+        "Waiting" is counted by the database, so items put by other processes
+        count too; items other processes got are theirs to finish.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        while self._tasks.outstanding > 0 or await self._engine.count() > 0:
+            await self._joiners.wait(None, self.poll_interval, self._poll)
+            self._check_open()
+
+    # ------------------------------------------------------------ inspection
+
+    async def qsize(self) -> int:
+        """Number of items waiting, counted by the database (all processes)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        return await self._engine.count()
+
+    async def empty(self) -> bool:
+        """Whether no item is waiting."""
+        return await self.qsize() == 0
+
+    async def full(self) -> bool:
+        """Whether ``maxsize`` items are waiting (always ``False`` without ``maxsize``)."""
+        return self.maxsize > 0 and await self.qsize() >= self.maxsize
+
+    @property
+    def size(self) -> int:
+        """Number of items waiting; a short blocking read (prefer ``await qsize()``)."""
+        self._check_open()
+        return self._engine.count_blocking()
+
+    def __len__(self) -> int:
+        return self.size
+
+    async def queue(self) -> list[dict[str, Any]]:
+        """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        rows = await self._engine.rows()
+        return [{"id": r[0], "data": self._decode(r), "timestamp": r[2]} for r in rows]
+
+    async def update(self, item: Any, id: int | None = None) -> int:  # noqa: A002
+        """Replace the data of a stored item; return its id.
+
+        ``item`` is either a raw dict (``{"pqid": …, "data": …}``, as returned
+        by ``get(raw=True)``) or the new value, with ``id`` naming the item.
+
+        Raises:
+            ValueError: neither a raw dict nor an ``id``.
+            ItemNotFound: no such item is stored.
+        """
+        if isinstance(item, dict) and "pqid" in item and id is None:
+            item_id = _item_id(item)
+            value = item.get("data")
+        elif id is not None:
+            item_id = _item_id(id)
+            value = item
+        else:
+            raise ValueError("Provide an id or raw item")
+        data = self._encode(value)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        assert item_id is not None
+        await self._engine.update(item_id, data)
+        return item_id
+
+    async def shrink_disk_usage(self) -> None:
+        """Give unused pages back to the file system (``VACUUM``)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        await self._engine.vacuum()
+
+    def statistics(self) -> QueueStatistics:
+        """Return a snapshot of this object's waiters and task counts."""
+        return QueueStatistics(
+            tasks_waiting_get=len(self._getters),
+            tasks_waiting_put=len(self._putters),
+            unfinished_tasks=self._tasks.outstanding,
+            pending=len(self._pending_owner),
+            maxsize=self.maxsize,
+            durability=self.durability,
+        )
+
+
+FIFOSQLiteQueue = SQLiteQueue
+
+
+class FILOSQLiteQueue(SQLiteQueue):
+    """A persistent last-in, first-out queue (table ``filo_queue_{name}``).
+
+    Same API as :class:`SQLiteQueue`; ``get`` returns the newest item.
+    """
+
+    _TABLE_PREFIX: ClassVar[str] = "filo_queue"
+    _ORDER: ClassVar[Literal["fifo", "filo"]] = "filo"

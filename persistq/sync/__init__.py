@@ -1,0 +1,33 @@
+"""Blocking, thread-safe persistent queues: a drop-in for ``persistqueue``.
+
+``import persistq.sync as persistqueue`` and existing persist-queue code keeps
+working. Each class forwards to the async queue of the same name, run on one
+private event-loop thread per process (the portal), so every queue is safe to
+share between threads without ``multithreading=True``.
+"""
+
+from .. import serializers as serializers
+from ..errors import CorruptionError as CorruptionError
+from ..errors import Empty as Empty
+from ..errors import Full as Full
+from ..errors import PersistQError as PersistQError
+from ..errors import QueueClosed as QueueClosed
+from ..errors import SerializationError as SerializationError
+from ..errors import StorageError as StorageError
+from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
+from .queues import FILOSQLiteQueue as FILOSQLiteQueue
+from .queues import SQLiteQueue as SQLiteQueue
+
+__all__ = (
+    "CorruptionError",
+    "Empty",
+    "FIFOSQLiteQueue",
+    "FILOSQLiteQueue",
+    "Full",
+    "PersistQError",
+    "QueueClosed",
+    "SQLiteQueue",
+    "SerializationError",
+    "StorageError",
+    "serializers",
+)

@@ -1,0 +1,173 @@
+"""The portal: one private asyncio event loop thread per process.
+
+``persistq.sync`` runs the async queues on this loop. A blocking call hands one
+coroutine to the loop (one ``call_soon_threadsafe``) and sleeps on a plain lock
+until the loop hands the result back: one hand-off each way, no
+``concurrent.futures`` machinery.
+
+The thread is started by the first open sync queue and stopped when the last
+one closes (each queue holds a lease from open to close). It is re-created in a
+child process after ``os.fork()``. Under gevent or eventlet monkey-patching the
+loop still runs on a real OS thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ..errors import PortalError
+
+T = TypeVar("T")
+
+__all__ = ("Portal", "acquire", "release")
+
+_THREAD_NAME = "persistq-portal"
+
+
+class _Call:
+    """One blocking call's rendezvous between a caller thread and the loop."""
+
+    __slots__ = ("error", "lock", "result", "task")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+
+class Portal:
+    """A running event loop on a daemon thread, and a way to call into it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, args=(started,), name=_THREAD_NAME, daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        self.thread_id = self._thread.ident
+
+    def _main(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(started.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                pending = asyncio.all_tasks(self.loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.loop.run_until_complete(
+                        asyncio.gather(*pending, return_exceptions=True)
+                    )
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def _start(self, call: _Call, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
+        try:
+            task = self.loop.create_task(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            call.error = exc
+            call.lock.release()
+            return
+        call.task = task
+        task.add_done_callback(lambda t: self._finish(call, t))
+
+    @staticmethod
+    def _finish(call: _Call, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            call.error = PortalError("the call was cancelled (the portal is stopping)")
+        else:
+            call.error = task.exception()
+            if call.error is None:
+                call.result = task.result()
+        call.lock.release()
+
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``fn(*args)`` on the loop and block until it returns.
+
+        If the caller is interrupted (``KeyboardInterrupt``) the coroutine is
+        cancelled and awaited first, so a get interrupted this way leaves its
+        item in the queue.
+
+        Raises:
+            PortalError: called from the portal thread itself.
+        """
+        if threading.get_ident() == self.thread_id:
+            raise PortalError(
+                "a blocking persistq.sync call was made from persistq's own event loop "
+                "thread (for example from a callback); use the async queue there"
+            )
+        call = _Call()
+        self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        try:
+            call.lock.acquire()
+        except BaseException:
+            self.loop.call_soon_threadsafe(self._cancel, call)
+            call.lock.acquire()
+            raise
+        if call.error is not None:
+            error, call.error = call.error, None
+            raise error
+        return call.result  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _cancel(call: _Call) -> None:
+        if call.task is not None:
+            call.task.cancel()
+
+    def stop(self) -> None:
+        """Stop the loop and wait for its thread (never from the loop thread)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.get_ident() != self.thread_id:
+            self._thread.join()
+
+
+_lock = threading.Lock()
+_portal: Portal | None = None
+_leases = 0
+
+
+def acquire() -> Portal:
+    """Take a lease on the process's portal, starting it if needed."""
+    global _portal, _leases
+    with _lock:
+        if _portal is None:
+            _portal = Portal()
+        _leases += 1
+        return _portal
+
+
+def release(portal: Portal) -> None:
+    """Give a lease back; the last one stops the portal thread."""
+    global _portal, _leases
+    with _lock:
+        if portal is not _portal:
+            return  # a portal of the parent process, before a fork
+        _leases -= 1
+        if _leases > 0:
+            return
+        _portal = None
+    portal.stop()
+
+
+def _after_fork_in_child() -> None:
+    # The portal thread does not exist in the child: forget it (without touching
+    # its loop, whose state is the parent's) so the next lease starts a new one.
+    global _portal, _leases, _lock
+    _lock = threading.Lock()
+    _portal = None
+    _leases = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,267 @@
+"""Blocking, thread-safe twins of the async queues.
+
+Each class here holds no storage logic: it opens the async queue of the same
+name on the process's portal loop (:mod:`._portal`) and forwards every method
+to it, one hand-off per call. Every method is written out with its real
+signature, so editors, type checkers and ``help()`` see them; a test fails when
+a twin drifts from its async original.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from .. import serializers as _serializers
+from ..engines.sqlite import Durability
+from ..errors import QueueClosed
+from ..queues._base import DEFAULT_POLL_INTERVAL, QueueStatistics
+from ..queues.fifo import FILOSQLiteQueue as _AsyncFILOSQLiteQueue
+from ..queues.fifo import SQLiteQueue as _AsyncSQLiteQueue
+from . import _portal
+
+__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
+
+
+def _thread_key() -> tuple[str, int]:
+    return ("thread", threading.get_ident())
+
+
+class _SyncTwin:
+    """Shared plumbing: the portal lease, fork handling, closing."""
+
+    _async_cls: ClassVar[type[Any]]
+    _q: Any
+    _portal: _portal.Portal | None = None
+    _closed = True
+
+    def _open_twin(self, *args: Any, **kwargs: Any) -> None:
+        self._args = args
+        self._kwargs = kwargs
+        self._pid = os.getpid()
+        self._q = self._async_cls(*args, **kwargs)
+        portal = _portal.acquire()
+        try:
+            portal.call(self._q.open)
+        except BaseException:
+            _portal.release(portal)
+            raise
+        self._portal = portal
+        self._closed = False
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+        if self._closed:
+            raise QueueClosed("the queue is closed")
+        assert self._portal is not None
+        return self._portal.call(getattr(self._q, method), *args)
+
+    def _reopen_after_fork(self) -> None:
+        # A queue inherited through fork(): the parent's portal and storage
+        # threads do not exist here. Open the storage afresh in this process;
+        # the parent's connection is left alone (closing it here could disturb
+        # the parent's locks).
+        if self._closed:
+            self._pid = os.getpid()
+            return
+        self._portal = None
+        self._closed = True
+        self._open_twin(*self._args, **self._kwargs)
+
+    def close(self) -> None:
+        """Close the queue and release its storage (idempotent)."""
+        if self._closed:
+            return
+        if self._pid != os.getpid():
+            self._closed = True
+            return
+        self._closed = True
+        portal, self._portal = self._portal, None
+        assert portal is not None
+        try:
+            portal.call(self._q.close)
+        finally:
+            _portal.release(portal)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __del__(self) -> None:
+        if self._closed or getattr(self, "_pid", None) != os.getpid():
+            return
+        warnings.warn(
+            f"persistq.sync queue {getattr(self._q, 'path', '?')!r} was not closed",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        portal = self._portal
+        self._closed = True
+        self._portal = None
+        if portal is None:
+            return
+        if threading.get_ident() == portal.thread_id:
+            portal.loop.create_task(self._q.close())
+        else:
+            try:
+                portal.call(self._q.close)
+            finally:
+                _portal.release(portal)
+
+    def __repr__(self) -> str:
+        return f"<persistq.sync.{type(self).__name__} {self._q!r}>"
+
+
+class SQLiteQueue(_SyncTwin):
+    """Blocking, thread-safe twin of :class:`persistq.SQLiteQueue` (FIFO).
+
+    A drop-in for persist-queue's ``SQLiteQueue``: same constructor and
+    methods, safe from any number of threads (``multithreading`` is accepted
+    and not needed), plus ``maxsize``, ``join``, ``put_many``/``get_many``,
+    durability modes, ``close()`` and ``with``. The constructor opens the
+    database, so a bad path fails here. See the async class for each
+    parameter.
+    """
+
+    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteQueue
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str = "default",
+        multithreading: bool = False,
+        timeout: float = 10.0,
+        auto_commit: bool = True,
+        serializer: Any = _serializers.pickle,
+        db_file_name: str | None = None,
+        *,
+        maxsize: int = 0,
+        durability: Durability = "full",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self._open_twin(
+            path,
+            name,
+            multithreading,
+            timeout,
+            auto_commit,
+            serializer,
+            db_file_name,
+            maxsize=maxsize,
+            durability=durability,
+            poll_interval=poll_interval,
+        )
+        q = self._q
+        self.path: str = q.path
+        self.name: str = q.name
+        self.multithreading: bool = multithreading
+        self.timeout: float = q.timeout
+        self.auto_commit: bool = q.auto_commit
+        self.serializer: Any = q.serializer
+        self.maxsize: int = q.maxsize
+        self.durability: str = q.durability
+        self.poll_interval: float = q.poll_interval
+
+    def open(self) -> None:
+        """Open the storage (the constructor already did; idempotent)."""
+        self._call("open")
+
+    def __enter__(self) -> SQLiteQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
+        """Put ``item`` at the tail; return its id (durable on return with ``durability="full"``)."""
+        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: Any) -> int:
+        """``put(item, block=False)``."""
+        return self._call("put_nowait", item)  # type: ignore[no-any-return]
+
+    def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> list[int]:
+        """Put several items in one transaction (all or none); return their ids."""
+        return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
+
+    def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        raw: bool = False,
+    ) -> Any:
+        """Remove and return the next item (or the item ``id``); see the async ``get``."""
+        return self._call("_get", block, timeout, id, raw, _thread_key())
+
+    def get_nowait(
+        self,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        raw: bool = False,
+    ) -> Any:
+        """``get(block=False)``."""
+        return self._call("_get", False, None, id, raw, _thread_key())
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
+    ) -> list[Any]:
+        """Take up to ``max_items`` items in one transaction, in queue order."""
+        return self._call("get_many", max_items, block, timeout, raw)  # type: ignore[no-any-return]
+
+    def task_done(self) -> None:
+        """Mark one item this thread got as done (see the async ``task_done``)."""
+        self._call("_task_done", _thread_key())
+
+    def join(self) -> None:
+        """Block until every counted item was marked done."""
+        self._call("join")
+
+    def qsize(self) -> int:
+        """Number of items waiting, counted by the database."""
+        return self._call("qsize")  # type: ignore[no-any-return]
+
+    def empty(self) -> bool:
+        """Whether no item is waiting."""
+        return self._call("empty")  # type: ignore[no-any-return]
+
+    def full(self) -> bool:
+        """Whether ``maxsize`` items are waiting."""
+        return self._call("full")  # type: ignore[no-any-return]
+
+    @property
+    def size(self) -> int:
+        """Number of items waiting (persist-queue's ``size``)."""
+        return self.qsize()
+
+    def __len__(self) -> int:
+        return self.qsize()
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
+        return self._call("queue")  # type: ignore[no-any-return]
+
+    def update(self, item: Any, id: int | None = None) -> int:  # noqa: A002
+        """Replace the data of a stored item; return its id."""
+        return self._call("update", item, id)  # type: ignore[no-any-return]
+
+    def shrink_disk_usage(self) -> None:
+        """Give unused pages back to the file system (``VACUUM``)."""
+        self._call("shrink_disk_usage")
+
+    def statistics(self) -> QueueStatistics:
+        """Return a snapshot of the queue object's waiters and task counts."""
+        return self._q.statistics()  # type: ignore[no-any-return]
+
+
+FIFOSQLiteQueue = SQLiteQueue
+
+
+class FILOSQLiteQueue(SQLiteQueue):
+    """Blocking, thread-safe twin of :class:`persistq.FILOSQLiteQueue` (newest first)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteQueue
