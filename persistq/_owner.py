@@ -18,7 +18,7 @@ _LIVE: set[str] = set()
 
 
 def _start_time(pid: int) -> str:
-    if sys.platform.startswith("linux"):
+    if os.path.exists("/proc/self/stat"):
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()

@@ -21,6 +21,7 @@ __all__ = (
     "PersistQError",
     "PortalError",
     "QueueClosed",
+    "QueueLocked",
     "SerializationError",
     "SerializerMismatch",
     "StorageError",
@@ -53,10 +54,7 @@ class InvalidName(PersistQError, ValueError):
     def __init__(self, name: object, reason: str = "") -> None:
         self.name = name
         detail = f": {reason}" if reason else ""
-        super().__init__(
-            f"invalid queue name {name!r}{detail}; "
-            "use 1-64 ASCII letters, digits, '_' or '-'"
-        )
+        super().__init__(f"invalid queue name {name!r}{detail}; use 1-64 ASCII letters, digits, '_' or '-'")
 
 
 class ItemNotFound(PersistQError, LookupError):
@@ -94,8 +92,7 @@ class MissingDependencyError(PersistQError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(
-            f"the {package!r} package is needed for this feature: "
-            f"pip install 'persistq[{extra}]'"
+            f"the {package!r} package is needed for this feature: pip install 'persistq[{extra}]'"
         )
 
 
@@ -112,3 +109,10 @@ class CorruptionError(StorageError):
 
 class PortalError(PersistQError, RuntimeError):
     """A blocking ``persistq.sync`` call was made from persistq's own loop thread."""
+
+
+class QueueLocked(StorageError):
+    """A file queue's directory is held by another queue object or process.
+
+    The file queue is single-process: one open queue object per directory.
+    """

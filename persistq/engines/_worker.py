@@ -17,6 +17,7 @@ call returns or it raises and nothing changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -146,10 +147,9 @@ class Worker:
                 self._deliver(batch)
         finally:
             if self._on_exit is not None:
-                try:
+                # Nothing could report an error here: the thread is ending.
+                with contextlib.suppress(Exception):
                     self._on_exit()
-                except Exception:  # noqa: BLE001 - nothing can report it; the thread is ending
-                    pass
 
     @staticmethod
     def _deliver(batch: Sequence[Job[Any]]) -> None:
@@ -166,15 +166,13 @@ class Worker:
             elif job._thread_event is not None:
                 job._thread_event.set()
         for loop, jobs in by_loop.values():
-            try:
+            # A closed loop (RuntimeError) means nobody waits any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_wake_asyncio, jobs)
-            except RuntimeError:  # the caller's loop is closed: nobody waits any more
-                pass
         for token, jobs in by_token.values():
-            try:
+            # trio.RunFinishedError (a RuntimeError): the caller's run ended.
+            with contextlib.suppress(RuntimeError):
                 token.run_sync_soon(_wake_trio, jobs)
-            except RuntimeError:  # trio.RunFinishedError: the caller's run ended
-                pass
 
     def run_blocking(self, job: Job[T]) -> T:
         """Run a job and block the calling thread until it is done."""
@@ -184,13 +182,17 @@ class Worker:
         return job.value()
 
 
-async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> bool:
-    """Wait for a submitted job; return True if the task was cancelled meanwhile."""
+async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> asyncio.CancelledError | None:
+    """Wait for a submitted job; return the cancellation that came meanwhile, if any.
+
+    The first ``CancelledError`` is the one to re-raise: anyio recognises its
+    own cancel scopes by that exception's message.
+    """
     try:
         await job._fut  # type: ignore[misc]
-        return False
-    except asyncio.CancelledError:
-        pass
+        return None
+    except asyncio.CancelledError as exc:
+        cancelled = exc
     # Cancelled while the worker runs the job: wait for its end regardless.
     while not job.done:
         job._fut = loop.create_future()
@@ -198,7 +200,7 @@ async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> bool:
             await job._fut
         except asyncio.CancelledError:
             continue
-    return True
+    return cancelled
 
 
 async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None = None) -> T:
@@ -215,14 +217,15 @@ async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | N
         job._loop = loop
         job._fut = loop.create_future()
         worker.submit(job)
-        if await _wait_asyncio(job, loop):
+        cancelled = await _wait_asyncio(job, loop)
+        if cancelled is not None:
             if undo is not None and job.error is None:
                 undo_job = undo(job.result)
                 undo_job._loop = loop
                 undo_job._fut = loop.create_future()
                 worker.submit(undo_job)
                 await _wait_asyncio(undo_job, loop)
-            raise asyncio.CancelledError
+            raise cancelled
         return job.value()
     return await _run_job_trio(worker, job, undo)
 

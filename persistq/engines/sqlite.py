@@ -91,8 +91,7 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
         return CorruptionError(f"{db}: {message}")
     if "locked" in message or "busy" in message:
         return StorageError(
-            f"{db}: {message} (another connection held the write lock "
-            "for longer than the queue's timeout)"
+            f"{db}: {message} (another connection held the write lock for longer than the queue's timeout)"
         )
     return StorageError(f"{db}: {message}")
 
@@ -156,16 +155,13 @@ class SQLiteEngine:
 
     def _start(self) -> Worker:
         if self._worker is None:
-            self._worker = Worker(
-                f"persistq-sqlite:{self.spec.table}", self._execute, self._close_connection
-            )
+            self._worker = Worker(f"persistq-sqlite:{self.spec.table}", self._execute, self._close_connection)
         return self._worker
 
     def _alive_worker(self) -> Worker:
         if self._pid != os.getpid():
             raise QueueClosed(
-                "this queue was opened in another process (before a fork); "
-                "open it again in this process"
+                "this queue was opened in another process (before a fork); open it again in this process"
             )
         if self._worker is None or not self._worker.alive:
             raise QueueClosed("the queue is closed")
@@ -264,12 +260,12 @@ class SQLiteEngine:
         if self._conn is not None:
             return
         if self._directory is not None:
+            if os.path.exists(self._directory) and not os.path.isdir(self._directory):
+                raise StorageError(f"queue path {self._directory!r} exists and is not a directory")
             try:
                 os.makedirs(self._directory, mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create queue directory {self._directory!r}: {exc}") from exc
-            if not os.path.isdir(self._directory):
-                raise StorageError(f"queue path {self._directory!r} exists and is not a directory")
             if not os.path.exists(self.db_path):
                 # Create the file owner-only before SQLite creates it with the umask.
                 try:
@@ -302,9 +298,7 @@ class SQLiteEngine:
         conn.execute("BEGIN IMMEDIATE")
         try:
             existed = (
-                conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (t,)
-                ).fetchone()
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (t,)).fetchone()
                 is not None
             )
             conn.execute(
@@ -388,7 +382,9 @@ class SQLiteEngine:
     def _order(self) -> str:
         return "ASC" if self._asc else "DESC"
 
-    def _sql_put(self, conn: sqlite3.Connection, items: Sequence[tuple[bytes, float]], maxsize: int) -> list[int] | None:
+    def _sql_put(
+        self, conn: sqlite3.Connection, items: Sequence[tuple[bytes, float]], maxsize: int
+    ) -> list[int] | None:
         if maxsize > 0:
             (n,) = conn.execute(f"SELECT count(*) FROM {self._t}").fetchone()
             if n + len(items) > maxsize:
@@ -418,6 +414,7 @@ class SQLiteEngine:
         self, conn: sqlite3.Connection, n: int, item_id: int | None, owner: str | None
     ) -> list[Row]:
         t = self._t
+        params: tuple[int, ...]
         if item_id is not None:
             where, params = "_id = ?", (item_id,)
         elif n == 1:
@@ -469,7 +466,9 @@ class SQLiteEngine:
         """Put claimed rows back in their old places."""
         await self._run(self._sql_restore, rows, from_pending)
 
-    def _sql_finish(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[int, bytes, float, str]]:
+    def _sql_finish(
+        self, conn: sqlite3.Connection, ids: Sequence[int]
+    ) -> list[tuple[int, bytes, float, str]]:
         rows: list[tuple[int, bytes, float, str]] = []
         for i in ids:
             row = conn.execute(

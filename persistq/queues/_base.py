@@ -7,6 +7,7 @@ accounting for ``task_done``/``join``, and the ``statistics()`` record.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -119,10 +120,8 @@ class Waiters:
                 self.wake(1)
             raise
         finally:
-            try:
+            with contextlib.suppress(ValueError):
                 self._events.remove(event)
-            except ValueError:
-                pass
 
 
 class TaskCounter:

@@ -388,10 +388,8 @@ class SQLiteQueue:
         rows = await self._claim(max_items, block, timeout, None, None)
         return await self._deliver(rows, raw)
 
-    async def _get(
-        self, block: bool, timeout: float | None, id: Any, raw: bool, key: Key | None
-    ) -> Any:
-        rows = await self._claim(1, block, timeout, _item_id(id), key)
+    async def _get(self, block: bool, timeout: float | None, item: Any, raw: bool, key: Key | None) -> Any:
+        rows = await self._claim(1, block, timeout, _item_id(item), key)
         return (await self._deliver(rows, raw))[0]
 
     async def _claim(
@@ -401,7 +399,15 @@ class SQLiteQueue:
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         while True:
-            rows = await self._engine.claim(n, item_id, self._owner)
+            # Count the items as handed out before the claim runs, so a join()
+            # that reads the database meanwhile cannot miss them in transit.
+            self._tasks.got(n)
+            try:
+                rows = await self._engine.claim(n, item_id, self._owner)
+            except BaseException:
+                self._untake(n)
+                raise
+            self._untake(n - len(rows))
             if rows:
                 break
             if item_id is not None:
@@ -416,9 +422,14 @@ class SQLiteQueue:
             for row in rows:
                 ids.append(row[0])
                 self._pending_owner[row[0]] = k
-        self._tasks.got(len(rows))
         self._putters.wake(len(rows))
         return rows
+
+    def _untake(self, n: int) -> None:
+        if n:
+            self._tasks.outstanding -= n
+            if self._tasks.outstanding == 0:
+                self._joiners.wake_all()
 
     async def _deliver(self, rows: list[Row], raw: bool) -> list[Any]:
         try:
@@ -429,12 +440,14 @@ class SQLiteQueue:
                 key = self._pending_owner.pop(row[0], None)
                 if key is not None:
                     self._pending_by_key[key].remove(row[0])
-            self._tasks.outstanding -= len(rows)
+            self._untake(len(rows))
             with anyio.CancelScope(shield=True):
                 await self._engine.restore(rows, from_pending=self._owner is not None)
             raise
         if raw:
-            return [{"pqid": r[0], "data": item, "timestamp": r[2]} for r, item in zip(rows, items)]
+            return [
+                {"pqid": r[0], "data": item, "timestamp": r[2]} for r, item in zip(rows, items, strict=False)
+            ]
         return items
 
     # ------------------------------------------------------------ accounting
@@ -482,7 +495,12 @@ class SQLiteQueue:
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
-        while self._tasks.outstanding > 0 or await self._engine.count() > 0:
+        while True:
+            if self._tasks.outstanding == 0:
+                waiting = await self._engine.count()
+                # Re-read after the hop: a get may have taken an item meanwhile.
+                if waiting == 0 and self._tasks.outstanding == 0:
+                    return
             await self._joiners.wait(None, self.poll_interval, self._poll)
             self._check_open()
 

@@ -67,5 +67,3 @@ def _check(serializer: object, *, stream: bool = False) -> None:
             "pass persistq.serializers.pickle, json, msgpack, cbor2, or an object "
             "with dumps()/loads() and dump()/load()"
         )
-
-

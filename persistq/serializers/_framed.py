@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 _LENGTH = struct.Struct("<L")
 

@@ -13,10 +13,16 @@ from ._canonical import canonical
 
 NAME = "cbor2"
 
-try:
-    import cbor2 as _cbor2
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _cbor2 = None
+
+def _import() -> Any:
+    try:
+        import cbor2
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        return None
+    return cbor2
+
+
+_cbor2: Any = _import()
 
 
 def _lib() -> Any:

@@ -14,10 +14,16 @@ from ._canonical import canonical
 
 NAME = "msgpack"
 
-try:
-    import msgpack as _msgpack
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _msgpack = None
+
+def _import() -> Any:
+    try:
+        import msgpack
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        return None
+    return msgpack
+
+
+_msgpack: Any = _import()
 
 
 def _lib() -> Any:

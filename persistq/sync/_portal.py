@@ -47,9 +47,7 @@ class Portal:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._main, args=(started,), name=_THREAD_NAME, daemon=True
-        )
+        self._thread = threading.Thread(target=self._main, args=(started,), name=_THREAD_NAME, daemon=True)
         self._thread.start()
         started.wait()
         self.thread_id = self._thread.ident
@@ -65,9 +63,7 @@ class Portal:
                 for task in pending:
                     task.cancel()
                 if pending:
-                    self.loop.run_until_complete(
-                        asyncio.gather(*pending, return_exceptions=True)
-                    )
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             finally:
                 self.loop.close()

@@ -1,0 +1,48 @@
+"""Shared fixtures: every async test runs on asyncio and on trio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run each ``@pytest.mark.anyio`` test on both backends, explicitly."""
+    return str(request.param)
+
+
+@pytest.fixture
+def qpath(tmp_path: Path) -> str:
+    """A fresh queue directory (not yet created on disk)."""
+    return str(tmp_path / "q")
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_portal() -> Iterator[None]:
+    """Fail a test that leaves a sync queue open (the portal thread running)."""
+    yield
+    from persistq.sync import _portal
+
+    leases = _portal._leases
+    if leases:
+        _portal._leases = 0
+        portal, _portal._portal = _portal._portal, None
+        if portal is not None:
+            portal.stop()
+        pytest.fail(f"{leases} persistq.sync queue(s) left open by the test")
+
+
+def mysql_env() -> dict[str, str] | None:
+    """Connection settings of the throwaway MariaDB that ``make test`` starts."""
+    keys = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")
+    env = {k.lower(): os.environ.get(f"PERSISTQ_MYSQL_{k}", "") for k in keys}
+    return env if all(env.values()) else None

@@ -1,0 +1,154 @@
+"""The blocking twins in persistq.sync, as persist-queue users call them."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+import persistq.sync as persistqueue
+
+
+def test_issue_example_drop_in(qpath: str) -> None:
+    """The persist-queue calling convention works unchanged (and thread-safe)."""
+    q = persistqueue.SQLiteQueue(qpath, auto_commit=True)
+    q.put("a")
+    assert q.get() == "a"
+    q.close()
+
+
+def test_put_get_task_done_join_and_counts(qpath: str) -> None:
+    """The stdlib-style API works: put, get, task_done, join, qsize, len, size."""
+    with persistqueue.SQLiteQueue(qpath) as q:
+        ids = [q.put(i) for i in range(3)]
+        assert ids == sorted(ids)
+        assert q.qsize() == len(q) == q.size == 3
+        assert not q.empty()
+        assert not q.full()
+        for i in range(3):
+            assert q.get() == i
+            q.task_done()
+        q.join()
+        assert q.empty()
+
+
+def test_empty_and_full_are_stdlib_exceptions(qpath: str) -> None:
+    """get_nowait/put_nowait raise errors that are queue.Empty / queue.Full."""
+    with persistqueue.SQLiteQueue(qpath, maxsize=1) as q:
+        with pytest.raises(queue.Empty):
+            q.get_nowait()
+        q.put_nowait(1)
+        with pytest.raises(queue.Full):
+            q.put_nowait(2)
+        with pytest.raises(queue.Full):
+            q.put(2, timeout=0.05)
+
+
+def test_blocking_get_is_woken_by_another_thread(qpath: str) -> None:
+    """A thread blocked in get() wakes when another thread puts."""
+    with persistqueue.SQLiteQueue(qpath) as q:
+        out: list[object] = []
+        t = threading.Thread(target=lambda: out.append(q.get(timeout=10)))
+        t.start()
+        time.sleep(0.05)
+        start = time.monotonic()
+        q.put("hello")
+        t.join(10)
+        assert out == ["hello"]
+        assert time.monotonic() - start < 1.0
+
+
+def test_get_timeout(qpath: str) -> None:
+    """get(timeout=…) waits about that long, then raises Empty."""
+    with persistqueue.SQLiteQueue(qpath) as q:
+        start = time.monotonic()
+        with pytest.raises(persistqueue.Empty):
+            q.get(timeout=0.2)
+        assert time.monotonic() - start >= 0.19
+
+
+def test_filo_raw_get_keeps_the_item_data(qpath: str) -> None:
+    """FILO get(raw=True) returns the item (persist-queue lost it with IndexError)."""
+    with persistqueue.FILOSQLiteQueue(qpath) as q:
+        q.put("a")
+        q.put("b")
+        raw = q.get(raw=True)
+        assert raw["data"] == "b"
+        assert "timestamp" in raw
+        assert q.get() == "a"
+
+
+def test_multithreading_argument_is_accepted(qpath: str) -> None:
+    """multithreading=True (persist-queue's flag) is accepted and changes nothing."""
+    with persistqueue.SQLiteQueue(qpath, multithreading=True, timeout=5, db_file_name="x.db") as q:
+        q.put(1)
+        assert q.get() == 1
+
+
+def test_put_many_get_many_update_queue(qpath: str) -> None:
+    """The batch and inspection methods forward to the async queue."""
+    with persistqueue.SQLiteQueue(qpath) as q:
+        ids = q.put_many(["a", "b", "c"])
+        q.update("B", id=ids[1])
+        assert [r["data"] for r in q.queue()] == ["a", "B", "c"]
+        assert q.get_many(10) == ["a", "B", "c"]
+        q.shrink_disk_usage()
+        assert q.statistics().unfinished_tasks == 3
+
+
+def test_auto_commit_false_task_done_per_thread(qpath: str) -> None:
+    """A thread's task_done finishes its own item, not another thread's."""
+    with persistqueue.SQLiteQueue(qpath, auto_commit=False) as q:
+        q.put_many(["held", "done"])
+        got = threading.Event()
+        release = threading.Event()
+
+        def holder() -> None:
+            assert q.get() == "held"
+            got.set()
+            release.wait(10)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        got.wait(10)
+        assert q.get() == "done"
+        q.task_done()
+        release.set()
+        t.join(10)
+    with persistqueue.SQLiteQueue(qpath, auto_commit=False) as q:
+        assert q.get() == "held"
+        q.task_done()
+
+
+def test_operations_after_close_raise_queue_closed(qpath: str) -> None:
+    """A closed sync queue raises QueueClosed; close() is idempotent."""
+    q = persistqueue.SQLiteQueue(qpath)
+    q.close()
+    q.close()
+    assert q.closed
+    with pytest.raises(persistqueue.QueueClosed):
+        q.put(1)
+
+
+def test_bad_path_fails_in_the_constructor(tmp_path: object) -> None:
+    """The sync constructor opens the database, so a bad path fails at once."""
+    import pathlib
+
+    f = pathlib.Path(str(tmp_path)) / "afile"
+    f.write_text("x")
+    with pytest.raises(persistqueue.StorageError):
+        persistqueue.SQLiteQueue(str(f))
+
+
+def test_portal_thread_stops_when_last_queue_closes(qpath: str) -> None:
+    """The portal thread lives from the first open to the last close."""
+    a = persistqueue.SQLiteQueue(qpath, name="a")
+    b = persistqueue.SQLiteQueue(qpath, name="b")
+    assert any(t.name == "persistq-portal" for t in threading.enumerate())
+    a.close()
+    assert any(t.name == "persistq-portal" for t in threading.enumerate())
+    b.close()
+    time.sleep(0.05)
+    assert not any(t.name == "persistq-portal" for t in threading.enumerate())
