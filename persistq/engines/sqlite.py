@@ -96,37 +96,37 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
     return StorageError(f"{db}: {message}")
 
 
-class SQLiteEngine:
-    """Storage for one queue table in one SQLite database file.
+class SQLiteDatabase:
+    """One SQLite database file, one connection, one worker thread.
+
+    The plumbing every SQLite store shares: opening (directory and file
+    created owner-only, WAL, durability), the batching worker thread, error
+    translation, closing. Subclasses create their tables in :meth:`_create`
+    and add their operations as jobs run through :meth:`_run`.
 
     Args:
-        path: the queue's directory (created, owner-only, if missing), or
+        path: the directory (created, owner-only, if missing), or
             ``":memory:"``.
         db_file_name: the database file in ``path`` (persist-queue's default
             ``data.db``).
-        spec: the table and its order.
-        serializer_name: recorded when the table is created; opening the
-            table later with another serializer raises
-            :class:`~persistq.errors.SerializerMismatch`.
         durability: ``"full"`` (fsync per commit), ``"normal"`` (survives a
             process crash, may lose the last commits on power loss) or
             ``"off"``.
         busy_timeout: seconds to wait for another connection's write lock.
+        label: names the worker thread.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         db_file_name: str | None,
-        spec: TableSpec,
-        serializer_name: str,
         durability: Durability = "full",
         busy_timeout: float = 10.0,
+        label: str = "db",
     ) -> None:
-        self.spec = spec
         self.durability = durability
         self.busy_timeout = busy_timeout
-        self.serializer_name = serializer_name
+        self.label = label
         self.memory = os.fspath(path) == ":memory:"
         if self.memory:
             self.db_path = ":memory:"
@@ -137,10 +137,6 @@ class SQLiteEngine:
                 raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
             self.db_path = os.path.join(directory, name)
         self._directory = None if self.memory else os.fspath(path)
-        t = spec.table
-        self._t = _quote(t)
-        self._pending = _quote(f"persistq_pending_{t}")
-        self._asc = spec.order == "fifo"
         self._conn: sqlite3.Connection | None = None
         self._worker: Worker | None = None
         self._opened = False
@@ -155,7 +151,7 @@ class SQLiteEngine:
 
     def _start(self) -> Worker:
         if self._worker is None:
-            self._worker = Worker(f"persistq-sqlite:{self.spec.table}", self._execute, self._close_connection)
+            self._worker = Worker(f"persistq-sqlite:{self.label}", self._execute, self._close_connection)
         return self._worker
 
     def _alive_worker(self) -> Worker:
@@ -294,44 +290,34 @@ class SQLiteEngine:
         self._conn = conn
 
     def _create(self, conn: sqlite3.Connection) -> None:
-        t = self.spec.table
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            existed = (
-                conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (t,)).fetchone()
-                is not None
-            )
+        """Create the tables (runs once, at open, on the worker thread)."""
+        raise NotImplementedError
+
+    def _check_serializer(
+        self, conn: sqlite3.Connection, table: str, serializer_name: str, existed: bool
+    ) -> None:
+        """Record a new table's serializer, or refuse another one than recorded."""
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS persistq_meta "
+            "(tbl TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (tbl, key))"
+        )
+        row = conn.execute(
+            "SELECT value FROM persistq_meta WHERE tbl=? AND key='serializer'", (table,)
+        ).fetchone()
+        if row is None and not existed:
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._t} "
-                "(_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT)"
+                "INSERT INTO persistq_meta (tbl, key, value) VALUES (?, 'serializer', ?)",
+                (table, serializer_name),
             )
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._pending} "
-                "(_id INTEGER PRIMARY KEY, data BLOB, timestamp FLOAT, owner TEXT NOT NULL)"
-            )
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {_quote(f'persistq_pending_{t}_owner')} "
-                f"ON {self._pending} (owner)"
-            )
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS persistq_meta "
-                "(tbl TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (tbl, key))"
-            )
-            row = conn.execute(
-                "SELECT value FROM persistq_meta WHERE tbl=? AND key='serializer'", (t,)
-            ).fetchone()
-            if row is None and not existed:
-                conn.execute(
-                    "INSERT INTO persistq_meta (tbl, key, value) VALUES (?, 'serializer', ?)",
-                    (t, self.serializer_name),
-                )
-            elif row is not None and row[0] != self.serializer_name:
-                raise SerializerMismatch(f"table {t!r} in {self.db_path}", row[0], self.serializer_name)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        elif row is not None and row[0] != serializer_name:
+            raise SerializerMismatch(f"table {table!r} in {self.db_path}", row[0], serializer_name)
+
+    @staticmethod
+    def _table_exists(conn: sqlite3.Connection, table: str) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
+            is not None
+        )
 
     async def open(self) -> None:
         """Open the database and create the tables (idempotent)."""
@@ -376,6 +362,77 @@ class SQLiteEngine:
         worker = self._worker
         if worker is not None and self._pid == os.getpid():
             worker.stop()
+
+    def _sql_data_version(self, conn: sqlite3.Connection) -> int:
+        v: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        return v
+
+    async def data_version(self) -> int:
+        """A number that changes when another connection commits."""
+        return await self._run(self._sql_data_version, kind="read")
+
+    def _vacuum(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise QueueClosed("the queue is closed")
+        conn.execute("VACUUM")
+        if not self.memory:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def vacuum(self) -> None:
+        """Rebuild the database file to return free pages to the file system."""
+        await self._run(self._vacuum, kind="bare")
+
+
+class SQLiteEngine(SQLiteDatabase):
+    """Storage for one queue table (bytes in, bytes out) in an SQLite database.
+
+    Args:
+        path, db_file_name, durability, busy_timeout: as :class:`SQLiteDatabase`.
+        spec: the table and its order.
+        serializer_name: recorded when the table is created; opening the
+            table later with another serializer raises
+            :class:`~persistq.errors.SerializerMismatch`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        db_file_name: str | None,
+        spec: TableSpec,
+        serializer_name: str,
+        durability: Durability = "full",
+        busy_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(path, db_file_name, durability, busy_timeout, spec.table)
+        self.spec = spec
+        self.serializer_name = serializer_name
+        t = spec.table
+        self._t = _quote(t)
+        self._pending = _quote(f"persistq_pending_{t}")
+        self._asc = spec.order == "fifo"
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        t = self.spec.table
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            existed = self._table_exists(conn, t)
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._t} "
+                "(_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT)"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._pending} "
+                "(_id INTEGER PRIMARY KEY, data BLOB, timestamp FLOAT, owner TEXT NOT NULL)"
+            )
+            owner_index = _quote(f"persistq_pending_{t}_owner")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {owner_index} ON {self._pending} (owner)")
+            self._check_serializer(conn, t, self.serializer_name, existed)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------ the operations
 
@@ -550,26 +607,6 @@ class SQLiteEngine:
     async def update(self, item_id: int, data: bytes) -> None:
         """Replace the data of item ``item_id`` (waiting or pending)."""
         await self._run(self._sql_update, item_id, data)
-
-    def _sql_data_version(self, conn: sqlite3.Connection) -> int:
-        v: int = conn.execute("PRAGMA data_version").fetchone()[0]
-        return v
-
-    async def data_version(self) -> int:
-        """A number that changes when another connection commits."""
-        return await self._run(self._sql_data_version, kind="read")
-
-    def _vacuum(self) -> None:
-        conn = self._conn
-        if conn is None:
-            raise QueueClosed("the queue is closed")
-        conn.execute("VACUUM")
-        if not self.memory:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    async def vacuum(self) -> None:
-        """Rebuild the database file to return free pages to the file system."""
-        await self._run(self._vacuum, kind="bare")
 
 
 def now() -> float:
