@@ -28,10 +28,13 @@ from .queues._base import QueueStatistics as QueueStatistics
 from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
+from .queues.priority import PriorityQueue as PriorityQueue
+from .queues.unique import UniqueQ as UniqueQ
 
 AsyncSQLiteQueue = SQLiteQueue
 AsyncFIFOSQLiteQueue = SQLiteQueue
 AsyncFILOSQLiteQueue = FILOSQLiteQueue
+AsyncUniqueQ = UniqueQ
 
 __version__ = "0.1.0"
 
@@ -39,6 +42,7 @@ __all__ = (
     "AsyncFIFOSQLiteQueue",
     "AsyncFILOSQLiteQueue",
     "AsyncSQLiteQueue",
+    "AsyncUniqueQ",
     "CorruptionError",
     "Empty",
     "FIFOSQLiteQueue",
@@ -49,11 +53,13 @@ __all__ = (
     "MissingDependencyError",
     "PersistQError",
     "PortalError",
+    "PriorityQueue",
     "QueueClosed",
     "QueueStatistics",
     "SQLiteQueue",
     "SerializationError",
     "SerializerMismatch",
     "StorageError",
+    "UniqueQ",
     "serializers",
 )

@@ -39,8 +39,11 @@ __all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")
 
 T = TypeVar("T")
 Durability = Literal["full", "normal", "off"]
-Row = tuple[int, bytes, float]
-"""A stored item: ``(_id, data, timestamp)``."""
+Row = tuple[int, bytes, float, "int | None"]
+"""A stored item: ``(_id, data, timestamp, priority)`` (priority ``None`` unless a priority queue)."""
+NewRow = tuple[bytes, float, "int | None"]
+"""An item to store: ``(data, timestamp, priority)``."""
+PendingRow = tuple[int, bytes, float, str, "int | None"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
@@ -74,11 +77,15 @@ class TableSpec:
 
     Attributes:
         table: the table name, e.g. ``queue_default`` (validated).
-        order: ``"fifo"`` (lowest ``_id`` first) or ``"filo"`` (highest first).
+        order: ``"fifo"`` (lowest ``_id`` first), ``"filo"`` (highest first) or
+            ``"priority"`` (lowest ``priority`` first, then lowest ``_id``).
+        unique: the table refuses a second copy of stored bytes
+            (``UNIQUE (data)``): a put of a duplicate stores nothing.
     """
 
     table: str
-    order: Literal["fifo", "filo"] = "fifo"
+    order: Literal["fifo", "filo", "priority"] = "fifo"
+    unique: bool = False
 
 
 def _translate(exc: sqlite3.Error, db: str) -> StorageError:
@@ -410,20 +417,34 @@ class SQLiteEngine(SQLiteDatabase):
         t = spec.table
         self._t = _quote(t)
         self._pending = _quote(f"persistq_pending_{t}")
-        self._asc = spec.order == "fifo"
+        self._asc = spec.order != "filo"
+        self._prio = spec.order == "priority"
+        # Columns read back for every row: the priority column only exists on
+        # priority tables.
+        self._cols = "_id, data, timestamp, " + ("priority" if self._prio else "NULL")
+        self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[
+            spec.order
+        ]
 
     def _create(self, conn: sqlite3.Connection) -> None:
         t = self.spec.table
         conn.execute("BEGIN IMMEDIATE")
         try:
             existed = self._table_exists(conn, t)
+            # persist-queue's schemas, so its databases open in place.
+            extra = ", priority INTEGER" if self._prio else ""
+            unique = ", UNIQUE (data)" if self.spec.unique else ""
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._t} "
-                "(_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT)"
+                f"(_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT{extra}{unique})"
             )
+            if self._prio:
+                # persist-queue scanned and sorted the table on every get.
+                prio_index = _quote(f"persistq_{t}_priority")
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {prio_index} ON {self._t} (priority, _id)")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._pending} "
-                "(_id INTEGER PRIMARY KEY, data BLOB, timestamp FLOAT, owner TEXT NOT NULL)"
+                "(_id INTEGER PRIMARY KEY, data BLOB, timestamp FLOAT, owner TEXT NOT NULL, priority INTEGER)"
             )
             owner_index = _quote(f"persistq_pending_{t}_owner")
             conn.execute(f"CREATE INDEX IF NOT EXISTS {owner_index} ON {self._pending} (owner)")
@@ -436,32 +457,45 @@ class SQLiteEngine(SQLiteDatabase):
 
     # ------------------------------------------------------------ the operations
 
-    def _order(self) -> str:
-        return "ASC" if self._asc else "DESC"
+    def _sort(self, rows: list[Row]) -> None:
+        # RETURNING gives rows in no promised order; put them in queue order.
+        if self._prio:
+            rows.sort(key=lambda r: (r[3], r[0]))
+        else:
+            rows.sort(key=lambda r: r[0], reverse=not self._asc)
 
     def _sql_put(
-        self, conn: sqlite3.Connection, items: Sequence[tuple[bytes, float]], maxsize: int
-    ) -> list[int] | None:
+        self, conn: sqlite3.Connection, items: Sequence[NewRow], maxsize: int
+    ) -> list[int | None] | None:
         if maxsize > 0:
             (n,) = conn.execute(f"SELECT count(*) FROM {self._t}").fetchone()
             if n + len(items) > maxsize:
                 return None
-        sql = f"INSERT INTO {self._t} (data, timestamp) VALUES (?, ?)"
-        ids: list[int] = []
-        for data, ts in items:
-            cur = conn.execute(sql, (data, ts))
-            ids.append(cur.lastrowid)  # type: ignore[arg-type]
+        verb = "INSERT OR IGNORE" if self.spec.unique else "INSERT"
+        ids: list[int | None] = []
+        if self._prio:
+            sql = f"{verb} INTO {self._t} (data, timestamp, priority) VALUES (?, ?, ?)"
+            for row in items:
+                cur = conn.execute(sql, row)
+                ids.append(cur.lastrowid if cur.rowcount else None)
+        else:
+            sql = f"{verb} INTO {self._t} (data, timestamp) VALUES (?, ?)"
+            for data, ts, _ in items:
+                cur = conn.execute(sql, (data, ts))
+                ids.append(cur.lastrowid if cur.rowcount else None)
         return ids
 
-    def _sql_delete_ids(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-        conn.executemany(f"DELETE FROM {self._t} WHERE _id=?", [(i,) for i in ids])
+    def _sql_delete_ids(self, conn: sqlite3.Connection, ids: Sequence[int | None]) -> None:
+        conn.executemany(f"DELETE FROM {self._t} WHERE _id=?", [(i,) for i in ids if i is not None])
 
-    def _undo_put(self, ids: list[int] | None) -> Job[None]:
+    def _undo_put(self, ids: list[int | None] | None) -> Job[None]:
         return Job(self._sql_delete_ids, ids or [])
 
-    async def put(self, items: Sequence[tuple[bytes, float]], maxsize: int = 0) -> list[int] | None:
+    async def put(self, items: Sequence[NewRow], maxsize: int = 0) -> list[int | None] | None:
         """Insert items atomically; return their ids, or ``None`` if ``maxsize`` would be passed.
 
+        On a unique table a duplicate of a stored item is not inserted and its
+        id is ``None``.
         Durable on return (per the engine's durability). Cancel-atomic: a
         cancelled caller's rows are removed again.
         """
@@ -475,33 +509,39 @@ class SQLiteEngine(SQLiteDatabase):
         if item_id is not None:
             where, params = "_id = ?", (item_id,)
         elif n == 1:
-            where = f"_id = (SELECT _id FROM {t} ORDER BY _id {self._order()} LIMIT 1)"
+            where = f"_id = (SELECT _id FROM {t} ORDER BY {self._order_by} LIMIT 1)"
             params = ()
         else:
-            where = f"_id IN (SELECT _id FROM {t} ORDER BY _id {self._order()} LIMIT ?)"
+            where = f"_id IN (SELECT _id FROM {t} ORDER BY {self._order_by} LIMIT ?)"
             params = (n,)
         if _HAS_RETURNING:
-            rows = conn.execute(
-                f"DELETE FROM {t} WHERE {where} RETURNING _id, data, timestamp", params
+            rows: list[Row] = conn.execute(
+                f"DELETE FROM {t} WHERE {where} RETURNING {self._cols}", params
             ).fetchall()
         else:  # pragma: no cover - SQLite < 3.35: still one write transaction
-            rows = conn.execute(f"SELECT _id, data, timestamp FROM {t} WHERE {where}", params).fetchall()
+            rows = conn.execute(f"SELECT {self._cols} FROM {t} WHERE {where}", params).fetchall()
             conn.executemany(f"DELETE FROM {t} WHERE _id=?", [(r[0],) for r in rows])
-        rows.sort(key=lambda r: r[0], reverse=not self._asc)
+        self._sort(rows)
         if owner is not None and rows:
             conn.executemany(
-                f"INSERT INTO {self._pending} (_id, data, timestamp, owner) VALUES (?, ?, ?, ?)",
-                [(r[0], r[1], r[2], owner) for r in rows],
+                f"INSERT INTO {self._pending} (_id, data, timestamp, owner, priority) VALUES (?, ?, ?, ?, ?)",
+                [(r[0], r[1], r[2], owner, r[3]) for r in rows],
             )
         return rows
 
     def _sql_restore(self, conn: sqlite3.Connection, rows: Sequence[Row], from_pending: bool) -> None:
         # The rows go back under their own _id, so they regain their old place:
-        # AUTOINCREMENT never hands that id to another row.
-        conn.executemany(
-            f"INSERT OR IGNORE INTO {self._t} (_id, data, timestamp) VALUES (?, ?, ?)",
-            [(r[0], r[1], r[2]) for r in rows],
-        )
+        # AUTOINCREMENT never hands that id to another row. On a unique table an
+        # equal item put meanwhile already stands for the restored one.
+        if self._prio:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._t} (_id, data, timestamp, priority) VALUES (?, ?, ?, ?)", rows
+            )
+        else:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._t} (_id, data, timestamp) VALUES (?, ?, ?)",
+                [(r[0], r[1], r[2]) for r in rows],
+            )
         if from_pending:
             conn.executemany(f"DELETE FROM {self._pending} WHERE _id=?", [(r[0],) for r in rows])
 
@@ -523,29 +563,28 @@ class SQLiteEngine(SQLiteDatabase):
         """Put claimed rows back in their old places."""
         await self._run(self._sql_restore, rows, from_pending)
 
-    def _sql_finish(
-        self, conn: sqlite3.Connection, ids: Sequence[int]
-    ) -> list[tuple[int, bytes, float, str]]:
-        rows: list[tuple[int, bytes, float, str]] = []
+    def _sql_finish(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[PendingRow]:
+        rows: list[PendingRow] = []
         for i in ids:
             row = conn.execute(
-                f"SELECT _id, data, timestamp, owner FROM {self._pending} WHERE _id=?", (i,)
+                f"SELECT _id, data, timestamp, owner, priority FROM {self._pending} WHERE _id=?", (i,)
             ).fetchone()
             if row is not None:
                 rows.append(row)
         conn.executemany(f"DELETE FROM {self._pending} WHERE _id=?", [(i,) for i in ids])
         return rows
 
-    def _sql_unfinish(self, conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes, float, str]]) -> None:
+    def _sql_unfinish(self, conn: sqlite3.Connection, rows: Sequence[PendingRow]) -> None:
         conn.executemany(
-            f"INSERT OR IGNORE INTO {self._pending} (_id, data, timestamp, owner) VALUES (?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO {self._pending} (_id, data, timestamp, owner, priority) "
+            "VALUES (?, ?, ?, ?, ?)",
             rows,
         )
 
     async def finish(self, ids: Sequence[int]) -> None:
         """Delete pending rows for good (``task_done`` with ``auto_commit=False``)."""
 
-        def undo(rows: list[tuple[int, bytes, float, str]]) -> Job[None]:
+        def undo(rows: list[PendingRow]) -> Job[None]:
             return Job(self._sql_unfinish, rows)
 
         await self._run(self._sql_finish, ids, undo=undo)
@@ -554,7 +593,7 @@ class SQLiteEngine(SQLiteDatabase):
         moved = 0
         for owner in owners:
             rows = conn.execute(
-                f"SELECT _id, data, timestamp FROM {self._pending} WHERE owner=?", (owner,)
+                f"SELECT _id, data, timestamp, priority FROM {self._pending} WHERE owner=?", (owner,)
             ).fetchall()
             self._sql_restore(conn, rows, True)
             moved += len(rows)
@@ -589,9 +628,7 @@ class SQLiteEngine(SQLiteDatabase):
         return self._alive_worker().run_blocking(Job(self._sql_count, kind="read"))
 
     def _sql_rows(self, conn: sqlite3.Connection) -> list[Row]:
-        return conn.execute(
-            f"SELECT _id, data, timestamp FROM {self._t} ORDER BY _id {self._order()}"
-        ).fetchall()
+        return conn.execute(f"SELECT {self._cols} FROM {self._t} ORDER BY {self._order_by}").fetchall()
 
     async def rows(self) -> list[Row]:
         """Every waiting item, in the order gets would return them."""

@@ -89,7 +89,8 @@ class SQLiteQueue:
     """
 
     _TABLE_PREFIX: ClassVar[str] = "queue"
-    _ORDER: ClassVar[Literal["fifo", "filo"]] = "fifo"
+    _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
+    _UNIQUE: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -121,7 +122,7 @@ class SQLiteQueue:
         self._engine = SQLiteEngine(
             self.path,
             db_file_name,
-            TableSpec(f"{self._TABLE_PREFIX}_{name}", self._ORDER),
+            TableSpec(f"{self._TABLE_PREFIX}_{name}", self._ORDER, self._UNIQUE),
             _serializers.serializer_name(serializer),
             self.durability,
             self.timeout,
@@ -293,7 +294,7 @@ class SQLiteQueue:
             SerializationError: the item cannot be encoded; nothing was written.
         """
         ids = await self._put_data([self._encode(item)], block, timeout)
-        return ids[0]
+        return ids[0]  # type: ignore[return-value]  # only UniqueQ stores nothing
 
     async def put_nowait(self, item: Any) -> int:
         """``put(item, block=False)``."""
@@ -310,20 +311,27 @@ class SQLiteQueue:
         Raises:
             ValueError: more items than ``maxsize``.
         """
+        return await self._put_many(items, block, timeout, None)  # type: ignore[return-value]
+
+    async def _put_many(
+        self, items: Iterable[Any], block: bool, timeout: float | None, priority: int | None
+    ) -> list[int | None]:
         datas = [self._encode(item) for item in items]
         if not datas:
             await anyio.lowlevel.checkpoint()
             return []
         if 0 < self.maxsize < len(datas):
             raise ValueError(f"put_many of {len(datas)} items can never fit in maxsize={self.maxsize}")
-        return await self._put_data(datas, block, timeout)
+        return await self._put_data(datas, block, timeout, priority)
 
-    async def _put_data(self, datas: Sequence[bytes], block: bool, timeout: float | None) -> list[int]:
+    async def _put_data(
+        self, datas: Sequence[bytes], block: bool, timeout: float | None, priority: int | None = None
+    ) -> list[int | None]:
         await anyio.lowlevel.checkpoint_if_cancelled()
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         stamp = now()
-        rows = [(d, stamp) for d in datas]
+        rows = [(d, stamp, priority) for d in datas]
         while True:
             ids = await self._engine.put(rows, self.maxsize)
             if ids is not None:
@@ -332,7 +340,7 @@ class SQLiteQueue:
                 raise Full
             await self._putters.wait(deadline, self.poll_interval, self._poll)
             self._check_open()
-        self._getters.wake(len(ids))
+        self._getters.wake(sum(i is not None for i in ids))
         return ids
 
     # ------------------------------------------------------------------ get
@@ -589,4 +597,4 @@ class FILOSQLiteQueue(SQLiteQueue):
     """
 
     _TABLE_PREFIX: ClassVar[str] = "filo_queue"
-    _ORDER: ClassVar[Literal["fifo", "filo"]] = "filo"
+    _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "filo"

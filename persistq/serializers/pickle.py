@@ -8,6 +8,7 @@ untrusted party can write.
 
 from __future__ import annotations
 
+import io
 import pickle as _pickle
 from typing import Any, BinaryIO
 
@@ -20,7 +21,14 @@ protocol = 4
 def dumps(value: Any, sort_keys: bool = False) -> bytes:
     """Encode ``value``; with ``sort_keys`` dict keys are sorted at every depth."""
     if sort_keys:
-        value = canonical(value)
+        # Fast mode skips the memo, so equal values give equal bytes whether or
+        # not they share sub-objects (a shared str is otherwise written once
+        # and referenced).
+        buf = io.BytesIO()
+        pickler = _pickle.Pickler(buf, protocol=protocol)
+        pickler.fast = True
+        pickler.dump(canonical(value))
+        return buf.getvalue()
     return _pickle.dumps(value, protocol=protocol)
 
 

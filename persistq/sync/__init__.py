@@ -16,7 +16,9 @@ from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues import FILOSQLiteQueue as FILOSQLiteQueue
+from .queues import PriorityQueue as PriorityQueue
 from .queues import SQLiteQueue as SQLiteQueue
+from .queues import UniqueQ as UniqueQ
 
 __all__ = (
     "CorruptionError",
@@ -24,10 +26,12 @@ __all__ = (
     "FIFOSQLiteQueue",
     "FILOSQLiteQueue",
     "Full",
+    "PriorityQueue",
     "PersistQError",
     "QueueClosed",
     "SQLiteQueue",
     "SerializationError",
     "StorageError",
+    "UniqueQ",
     "serializers",
 )

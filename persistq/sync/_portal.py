@@ -14,6 +14,7 @@ loop still runs on a real OS thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -70,7 +71,10 @@ class Portal:
 
     def _start(self, call: _Call, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
         try:
-            task = self.loop.create_task(fn(*args))
+            # A fresh context: the caller's context variables (sniffio's "current
+            # async library" among them, set when the caller runs trio) must not
+            # leak into the portal's asyncio task.
+            task = contextvars.Context().run(self.loop.create_task, fn(*args))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             call.error = exc
             call.lock.release()

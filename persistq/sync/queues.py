@@ -21,9 +21,11 @@ from ..errors import QueueClosed
 from ..queues._base import DEFAULT_POLL_INTERVAL, QueueStatistics
 from ..queues.fifo import FILOSQLiteQueue as _AsyncFILOSQLiteQueue
 from ..queues.fifo import SQLiteQueue as _AsyncSQLiteQueue
+from ..queues.priority import PriorityQueue as _AsyncPriorityQueue
+from ..queues.unique import UniqueQ as _AsyncUniqueQ
 from . import _portal
 
-__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
+__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "PriorityQueue", "SQLiteQueue", "UniqueQ")
 
 
 def _thread_key() -> tuple[str, int]:
@@ -265,3 +267,45 @@ class FILOSQLiteQueue(SQLiteQueue):
     """Blocking, thread-safe twin of :class:`persistq.FILOSQLiteQueue` (newest first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteQueue
+
+
+class UniqueQ(SQLiteQueue):
+    """Blocking, thread-safe twin of :class:`persistq.UniqueQ` (no duplicate waiting items)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncUniqueQ
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+        """Put ``item`` unless an equal item is waiting; return its id or ``None``."""
+        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+        """``put(item, block=False)``."""
+        return self._call("put_nowait", item)  # type: ignore[no-any-return]
+
+    def put_many(  # type: ignore[override]
+        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> list[int | None]:
+        """Put several items in one transaction; ``None`` for each duplicate."""
+        return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
+
+
+class PriorityQueue(SQLiteQueue):
+    """Blocking, thread-safe twin of :class:`persistq.PriorityQueue` (lowest number first)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncPriorityQueue
+
+    def put(  # type: ignore[override]
+        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> int:
+        """Put ``item`` with ``priority`` (lower comes out first); return its id."""
+        return self._call("put", item, priority, block, timeout)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: Any, priority: int = 0) -> int:
+        """``put(item, priority, block=False)``."""
+        return self._call("put_nowait", item, priority)  # type: ignore[no-any-return]
+
+    def put_many(  # type: ignore[override]
+        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> list[int]:
+        """Put several items with one priority in one transaction; return their ids."""
+        return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]
