@@ -119,14 +119,7 @@ class SQLiteQueue:
         self.maxsize = check_maxsize(maxsize)
         self.durability = validate_durability(durability)
         self.poll_interval = check_poll_interval(poll_interval)
-        self._engine = SQLiteEngine(
-            self.path,
-            db_file_name,
-            TableSpec(f"{self._TABLE_PREFIX}_{name}", self._ORDER, self._UNIQUE),
-            _serializers.serializer_name(serializer),
-            self.durability,
-            self.timeout,
-        )
+        self._engine: SQLiteEngine = self._make_engine(db_file_name)
         self._owner: str | None = None
         self._getters = Waiters()
         self._putters = Waiters()
@@ -139,6 +132,17 @@ class SQLiteQueue:
         self._open_lock: anyio.Lock | None = None
         self._data_version: int | None = None
         self._last_poll = -1.0
+
+    def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
+        """Build the storage engine (a hook for kinds on other engines)."""
+        return SQLiteEngine(
+            self.path,
+            db_file_name,
+            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
+            _serializers.serializer_name(self.serializer),
+            self.durability,
+            self.timeout,
+        )
 
     # ----------------------------------------------------------- life cycle
 
