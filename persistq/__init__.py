@@ -24,7 +24,14 @@ from .errors import QueueClosed as QueueClosed
 from .errors import SerializationError as SerializationError
 from .errors import SerializerMismatch as SerializerMismatch
 from .errors import StorageError as StorageError
+from .pdict import PDict as PDict
 from .queues._base import QueueStatistics as QueueStatistics
+from .queues.ack import AckStatus as AckStatus
+from .queues.ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
+from .queues.ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
+from .queues.ack import PriorityAckQueue as PriorityAckQueue
+from .queues.ack import SQLiteAckQueue as SQLiteAckQueue
+from .queues.ack import UniqueAckQ as UniqueAckQ
 from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
@@ -39,27 +46,34 @@ AsyncUniqueQ = UniqueQ
 __version__ = "0.1.0"
 
 __all__ = (
+    "AckStatus",
     "AsyncFIFOSQLiteQueue",
     "AsyncFILOSQLiteQueue",
     "AsyncSQLiteQueue",
     "AsyncUniqueQ",
     "CorruptionError",
     "Empty",
+    "FIFOSQLiteAckQueue",
     "FIFOSQLiteQueue",
+    "FILOSQLiteAckQueue",
     "FILOSQLiteQueue",
     "Full",
     "InvalidName",
     "ItemNotFound",
     "MissingDependencyError",
+    "PDict",
     "PersistQError",
     "PortalError",
+    "PriorityAckQueue",
     "PriorityQueue",
     "QueueClosed",
     "QueueStatistics",
+    "SQLiteAckQueue",
     "SQLiteQueue",
     "SerializationError",
     "SerializerMismatch",
     "StorageError",
+    "UniqueAckQ",
     "UniqueQ",
     "serializers",
 )

@@ -175,7 +175,7 @@ class SQLiteQueue:
                 return
             await self._engine.open()
             try:
-                await self._engine.recover(owner_alive)
+                await self._recover()
                 # The baseline for noticing other processes' commits is taken
                 # before any get can find the queue empty.
                 self._data_version = await self._engine.data_version()
@@ -185,6 +185,10 @@ class SQLiteQueue:
             if not self.auto_commit:
                 self._owner = new_owner()
             self._state = "open"
+
+    async def _recover(self) -> None:
+        """At open: give back items whose holder is gone (a hook for other kinds)."""
+        await self._engine.recover(owner_alive)
 
     async def close(self) -> None:
         """Close the queue: wake waiters with ``QueueClosed``, release the storage.
@@ -200,14 +204,19 @@ class SQLiteQueue:
         self._putters.wake_all()
         self._joiners.wake_all()
         try:
-            if was_open and self._owner is not None and self._engine.is_open:
+            if was_open and self._engine.is_open:
                 with anyio.CancelScope(shield=True):
-                    await self._engine.release(self._owner)
+                    await self._release_held()
         finally:
             if self._owner is not None:
                 release_owner(self._owner)
             with anyio.CancelScope(shield=True):
                 await self._engine.close()
+
+    async def _release_held(self) -> None:
+        """At close: give back the items this object holds (``auto_commit=False``)."""
+        if self._owner is not None:
+            await self._engine.release(self._owner)
 
     async def aclose(self) -> None:
         """Same as :meth:`close`."""

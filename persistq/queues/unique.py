@@ -11,7 +11,7 @@ from ..serializers import serializer_name
 from ..serializers._canonical import canonical
 from .fifo import SQLiteQueue
 
-__all__ = ("UniqueQ",)
+__all__ = ("UniqueQ", "encode_canonical")
 
 
 def _takes_sort_keys(serializer: Any) -> bool:
@@ -19,6 +19,24 @@ def _takes_sort_keys(serializer: Any) -> bool:
         return "sort_keys" in inspect.signature(serializer.dumps).parameters
     except (TypeError, ValueError):
         return False
+
+
+def encode_canonical(serializer: Any, item: Any) -> bytes:
+    """Encode a canonical form of ``item``, so equal values always give equal bytes."""
+    try:
+        if _takes_sort_keys(serializer):
+            data = serializer.dumps(item, sort_keys=True)
+        else:
+            data = serializer.dumps(canonical(item))
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot serialize {type(item).__name__} with {serializer_name(serializer)}: {exc}"
+        ) from exc
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SerializationError(
+            f"serializer {serializer_name(serializer)} returned {type(data).__name__}, not bytes"
+        )
+    return bytes(data)
 
 
 class UniqueQ(SQLiteQueue):
@@ -37,21 +55,7 @@ class UniqueQ(SQLiteQueue):
     _UNIQUE: ClassVar[bool] = True
 
     def _encode(self, item: Any) -> bytes:
-        # Encode a canonical form so equal values always give equal bytes.
-        try:
-            if _takes_sort_keys(self.serializer):
-                data = self.serializer.dumps(item, sort_keys=True)
-            else:
-                data = self.serializer.dumps(canonical(item))
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize {type(item).__name__} with {serializer_name(self.serializer)}: {exc}"
-            ) from exc
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise SerializationError(
-                f"serializer {serializer_name(self.serializer)} returned {type(data).__name__}, not bytes"
-            )
-        return bytes(data)
+        return encode_canonical(self.serializer, item)
 
     async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is waiting; return its id or ``None``.

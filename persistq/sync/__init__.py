@@ -10,10 +10,18 @@ from .. import serializers as serializers
 from ..errors import CorruptionError as CorruptionError
 from ..errors import Empty as Empty
 from ..errors import Full as Full
+from ..errors import ItemNotFound as ItemNotFound
 from ..errors import PersistQError as PersistQError
 from ..errors import QueueClosed as QueueClosed
 from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
+from ..queues.ack import AckStatus as AckStatus
+from .ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
+from .ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
+from .ack import PriorityAckQueue as PriorityAckQueue
+from .ack import SQLiteAckQueue as SQLiteAckQueue
+from .ack import UniqueAckQ as UniqueAckQ
+from .pdict import PDict as PDict
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues import PriorityQueue as PriorityQueue
@@ -21,17 +29,25 @@ from .queues import SQLiteQueue as SQLiteQueue
 from .queues import UniqueQ as UniqueQ
 
 __all__ = (
+    "AckStatus",
     "CorruptionError",
     "Empty",
+    "FIFOSQLiteAckQueue",
     "FIFOSQLiteQueue",
+    "FILOSQLiteAckQueue",
     "FILOSQLiteQueue",
     "Full",
-    "PriorityQueue",
+    "ItemNotFound",
+    "PDict",
     "PersistQError",
+    "PriorityAckQueue",
+    "PriorityQueue",
     "QueueClosed",
+    "SQLiteAckQueue",
     "SQLiteQueue",
     "SerializationError",
     "StorageError",
+    "UniqueAckQ",
     "UniqueQ",
     "serializers",
 )

@@ -1,0 +1,190 @@
+"""``MySQLQueue``: the FIFO queue kind composed with the MySQL / MariaDB engine.
+
+Waiting, ``maxsize``, task accounting, ``auto_commit=False`` and
+serialization are :class:`~persistq.queues.fifo.SQLiteQueue`'s, unchanged;
+only the engine differs (:class:`~persistq.engines.mysql.MySQLEngine`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, cast
+
+from .. import serializers as _serializers
+from ..engines.mysql import DEFAULT_POOL_SIZE, MySQLEngine, MySQLParams, parse_dsn
+from ..engines.sqlite import Durability, SQLiteEngine, TableSpec
+from ._base import DEFAULT_POLL_INTERVAL
+from .fifo import SQLiteQueue
+
+__all__ = ("MySQLQueue",)
+
+
+def _pick(name: str, *candidates: tuple[str, Any]) -> Any:
+    """The one value given among aliases (``passwd``/``password`` …); equal duplicates are fine."""
+    given = [(key, value) for key, value in candidates if value is not None]
+    values = {repr(v) for _, v in given}
+    if len(values) > 1:
+        keys = ", ".join(k for k, _ in given)
+        raise ValueError(f"conflicting values for {name} (given as {keys})")
+    return given[0][1] if given else None
+
+
+class MySQLQueue(SQLiteQueue):
+    """A persistent FIFO queue in a MySQL / MariaDB table (async; asyncio and trio).
+
+    Drop-in for persist-queue's ``MySQLQueue`` (its positional parameters,
+    ``passwd``/``db_name``), also taking the ``password``/``database``/
+    ``table_name`` keywords its README shows, or a DSN. The table is
+    ``queue_{name}``; a table written by persist-queue opens in place (its
+    columns are widened to ``BIGINT``/``LONGBLOB``/``DOUBLE``).
+
+    Any number of queue objects, processes and machines can share one table:
+    a get claims its item with ``SELECT … FOR UPDATE SKIP LOCKED`` and
+    ``DELETE`` in one transaction, so no item is delivered twice and none is
+    lost; a put that returned is committed. Gets blocked on an empty queue are
+    woken at once by puts through the same object and within
+    ``poll_interval`` by puts from elsewhere (a cheap ``MIN(_id), MAX(_id)``
+    query).
+
+    Args:
+        host: the server's host name or address, or a DSN
+            ``mysql://user:password@host:port/database?table=name``.
+        user: the account.
+        passwd: its password (also ``password=``). Never shown in a
+            ``repr``, an error message or a log.
+        db_name: the database (also ``database=``).
+        name: the queue's name (also ``table_name=``, DSN ``?table=``); the
+            table is ``queue_{name}``. 1-58 ASCII letters, digits, ``_`` or
+            ``-``. Default ``"sql"`` (persist-queue's).
+        port: the server's TCP port (default 3306).
+        charset: the connection character set.
+        auto_commit: ``True``: a get removes the item for good. ``False``: a
+            got item moves to a pending table until ``task_done()``; items of
+            a closed queue object, or of a crashed process on this host, go
+            back to their old places.
+        serializer: ``persistq.serializers.pickle`` (default), ``json``,
+            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
+        dsn: a DSN (as ``host`` may be); explicit keywords fill what it leaves out.
+        pool_size: connections (and worker threads) this object uses.
+        maxsize: ``> 0`` bounds the number of waiting items (across all
+            processes: bounded puts take turns on a lock row).
+        timeout: seconds to wait for a connection and for a row lock.
+        poll_interval: seconds between checks for changes made by other
+            connections while a ``get``/``put``/``join`` waits.
+        durability: accepted for API parity; durability is the server's
+            (``innodb_flush_log_at_trx_commit=1`` and ``sync_binlog=1``
+            make every commit reach the disk before the call returns).
+    """
+
+    _TABLE_PREFIX: ClassVar[str] = "queue"
+    _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
+
+    def __init__(
+        self,
+        host: str | None = None,
+        user: str | None = None,
+        passwd: str | None = None,
+        db_name: str | None = None,
+        name: str | None = None,
+        port: int | None = None,
+        charset: str = "utf8mb4",
+        auto_commit: bool = True,
+        serializer: Any = _serializers.pickle,
+        *,
+        password: str | None = None,
+        database: str | None = None,
+        table_name: str | None = None,
+        dsn: str | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        maxsize: int = 0,
+        timeout: float = 10.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        durability: Durability = "full",
+    ) -> None:
+        if host is not None and "://" in host:
+            if dsn is not None and dsn != host:
+                raise ValueError("give the DSN either as the first argument or as dsn=, not both")
+            dsn, host = host, None
+        from_dsn = parse_dsn(dsn) if dsn is not None else {}
+        host = _pick("host", ("host", host), ("dsn", from_dsn.get("host")))
+        user = _pick("user", ("user", user), ("dsn", from_dsn.get("user")))
+        secret = _pick(
+            "password", ("passwd", passwd), ("password", password), ("dsn", from_dsn.get("password"))
+        )
+        db = _pick(
+            "database", ("db_name", db_name), ("database", database), ("dsn", from_dsn.get("database"))
+        )
+        qname = _pick("name", ("name", name), ("table_name", table_name), ("dsn", from_dsn.get("name")))
+        port = _pick("port", ("port", port), ("dsn", from_dsn.get("port")))
+        if "charset" in from_dsn and charset == "utf8mb4":
+            charset = from_dsn["charset"]
+        if "pool_size" in from_dsn and pool_size == DEFAULT_POOL_SIZE:
+            pool_size = from_dsn["pool_size"]
+        if "timeout" in from_dsn and timeout == 10.0:
+            timeout = from_dsn["timeout"]
+        if not host:
+            raise ValueError("MySQLQueue needs a host (or a DSN)")
+        if not user:
+            raise ValueError("MySQLQueue needs a user")
+        if not db:
+            raise ValueError("MySQLQueue needs a database (db_name= or database=)")
+        if port is None:
+            port = 3306
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"'port' must be an int between 1 and 65535, not {port!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
+        self._params = MySQLParams(
+            host=str(host),
+            port=port,
+            user=str(user),
+            database=str(db),
+            password="" if secret is None else str(secret),
+            charset=charset,
+            connect_timeout=float(timeout) if timeout > 0 else 10.0,
+        )
+        self._pool_size = pool_size
+        super().__init__(
+            self._params.safe_dsn,
+            "sql" if qname is None else qname,
+            False,
+            timeout,
+            auto_commit,
+            serializer,
+            None,
+            maxsize=maxsize,
+            durability=durability,
+            poll_interval=poll_interval,
+        )
+        self.host = self._params.host
+        self.port = self._params.port
+        self.user = self._params.user
+        self.database = self._params.database
+        self.db_name = self._params.database
+        self.charset = charset
+        self.pool_size = pool_size
+        self.table_name = f"{self._TABLE_PREFIX}_{self.name}"
+
+    def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
+        engine = MySQLEngine(
+            self._params,
+            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
+            _serializers.serializer_name(self.serializer),
+            pool_size=self._pool_size,
+            lock_timeout=self.timeout,
+        )
+        # The queue kind uses only the storage interface both engines share.
+        return cast(SQLiteEngine, engine)
+
+    async def __aenter__(self) -> MySQLQueue:
+        await self.open()
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._params.safe_dsn} table={self.table_name!r} "
+            f"pool_size={self.pool_size} {self._state}>"
+        )
+
+    async def shrink_disk_usage(self) -> None:
+        """Rebuild the table to give free space back to the server (``OPTIMIZE TABLE``)."""
+        await super().shrink_disk_usage()

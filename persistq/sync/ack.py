@@ -1,0 +1,227 @@
+"""Blocking, thread-safe twins of the ack queues (forwarding through the portal)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from .. import serializers as _serializers
+from ..engines.sqlite import Durability
+from ..queues._base import DEFAULT_POLL_INTERVAL
+from ..queues.ack import _DEFAULT, AckStatus
+from ..queues.ack import FILOSQLiteAckQueue as _AsyncFILOSQLiteAckQueue
+from ..queues.ack import PriorityAckQueue as _AsyncPriorityAckQueue
+from ..queues.ack import SQLiteAckQueue as _AsyncSQLiteAckQueue
+from ..queues.ack import UniqueAckQ as _AsyncUniqueAckQ
+from .queues import SQLiteQueue
+
+__all__ = ("FIFOSQLiteAckQueue", "FILOSQLiteAckQueue", "PriorityAckQueue", "SQLiteAckQueue", "UniqueAckQ")
+
+
+class SQLiteAckQueue(SQLiteQueue):
+    """Blocking, thread-safe twin of :class:`persistq.SQLiteAckQueue`.
+
+    A drop-in for persist-queue's ``SQLiteAckQueue``; see the async class for
+    leases, attempts and dead letters.
+    """
+
+    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteAckQueue
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        auto_resume: bool = True,
+        name: str = "default",
+        multithreading: bool = False,
+        timeout: float = 10.0,
+        auto_commit: bool = True,
+        serializer: Any = _serializers.pickle,
+        db_file_name: str | None = None,
+        *,
+        maxsize: int = 0,
+        durability: Durability = "full",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        visibility_timeout: float | None = None,
+        max_attempts: int = 0,
+        max_acked_length: int = 1000,
+    ) -> None:
+        self._open_twin(
+            path,
+            auto_resume,
+            name,
+            multithreading,
+            timeout,
+            auto_commit,
+            serializer,
+            db_file_name,
+            maxsize=maxsize,
+            durability=durability,
+            poll_interval=poll_interval,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+            max_acked_length=max_acked_length,
+        )
+        q = self._q
+        self.path: str = q.path
+        self.name: str = q.name
+        self.multithreading: bool = multithreading
+        self.timeout: float = q.timeout
+        self.auto_commit: bool = True
+        self.serializer: Any = q.serializer
+        self.maxsize: int = q.maxsize
+        self.durability: str = q.durability
+        self.poll_interval: float = q.poll_interval
+        self.auto_resume: bool = q.auto_resume
+        self.visibility_timeout: float | None = q.visibility_timeout
+        self.max_attempts: int = q.max_attempts
+        self.max_acked_length: int = q.max_acked_length
+
+    def get(  # type: ignore[override]
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        next_in_order: bool = False,
+        raw: bool = False,
+        visibility_timeout: float | None = _DEFAULT,
+    ) -> Any:
+        """Deliver the next ready item and mark it in flight (see the async ``get``)."""
+        return self._call("get", block, timeout, id, next_in_order, raw, visibility_timeout)
+
+    def get_nowait(  # type: ignore[override]
+        self,
+        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        next_in_order: bool = False,
+        raw: bool = False,
+    ) -> Any:
+        """``get(block=False)``."""
+        return self._call("get_nowait", id, next_in_order, raw)
+
+    def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        raw: bool = False,
+        visibility_timeout: float | None = _DEFAULT,
+    ) -> list[Any]:
+        """Deliver up to ``max_items`` ready items in one transaction."""
+        return self._call("get_many", max_items, block, timeout, raw, visibility_timeout)  # type: ignore[no-any-return]
+
+    def task_done(self) -> None:
+        """Kept for compatibility (a no-op): ack queues finish items with ``ack``."""
+        self._call("task_done")
+
+    def ack(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+        """Mark an item done; return its id (durable on return)."""
+        return self._call("ack", item, id)  # type: ignore[no-any-return]
+
+    def ack_failed(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+        """Mark an item failed for good; return its id."""
+        return self._call("ack_failed", item, id)  # type: ignore[no-any-return]
+
+    def nack(self, item: Any = None, id: int | str | None = None, delay: float = 0) -> int:  # noqa: A002
+        """Give an in-flight item back (ready again after ``delay`` seconds); return its id."""
+        return self._call("nack", item, id, delay)  # type: ignore[no-any-return]
+
+    def ack_many(self, items: Iterable[Any] = (), ids: Iterable[int] = ()) -> list[int]:
+        """Ack several items and ids in one transaction."""
+        return self._call("ack_many", list(items), list(ids))  # type: ignore[no-any-return]
+
+    def extend(self, item_or_id: Any, seconds: float) -> float:
+        """Prolong an in-flight item's lease to end ``seconds`` from now."""
+        return self._call("extend", item_or_id, seconds)  # type: ignore[no-any-return]
+
+    def resume_unack_tasks(self) -> int:
+        """Give every in-flight item back to ready, whoever holds it."""
+        return self._call("resume_unack_tasks")  # type: ignore[no-any-return]
+
+    def requeue_failed(self, ids: Sequence[int] | None = None) -> int:
+        """Make failed items ready again with fresh attempts."""
+        return self._call("requeue_failed", None if ids is None else list(ids))  # type: ignore[no-any-return]
+
+    def failed(self) -> list[dict[str, Any]]:
+        """The failed items (dead letters)."""
+        return self._call("failed")  # type: ignore[no-any-return]
+
+    def clear_acked_data(
+        self, max_delete: int | None = 1000, keep_latest: int = 1000, clear_ack_failed: bool = False
+    ) -> int:
+        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
+        return self._call("clear_acked_data", max_delete, keep_latest, clear_ack_failed)  # type: ignore[no-any-return]
+
+    def counts(self) -> dict[AckStatus, int]:
+        """Items per status."""
+        return self._call("counts")  # type: ignore[no-any-return]
+
+    def unack_count(self) -> int:
+        """Items in flight."""
+        return self._call("unack_count")  # type: ignore[no-any-return]
+
+    def acked_count(self) -> int:
+        """Acked items still kept."""
+        return self._call("acked_count")  # type: ignore[no-any-return]
+
+    def ready_count(self) -> int:
+        """Items given back and ready (status 1)."""
+        return self._call("ready_count")  # type: ignore[no-any-return]
+
+    def ack_failed_count(self) -> int:
+        """Failed items."""
+        return self._call("ack_failed_count")  # type: ignore[no-any-return]
+
+    def active_size(self) -> int:
+        """Items waiting or in flight."""
+        return self._call("active_size")  # type: ignore[no-any-return]
+
+
+FIFOSQLiteAckQueue = SQLiteAckQueue
+
+
+class FILOSQLiteAckQueue(SQLiteAckQueue):
+    """Blocking twin of :class:`persistq.FILOSQLiteAckQueue` (newest first)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteAckQueue
+
+
+class UniqueAckQ(SQLiteAckQueue):
+    """Blocking twin of :class:`persistq.UniqueAckQ` (no duplicate live items)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncUniqueAckQ
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+        """Put ``item`` unless an equal item is live; return its id or ``None``."""
+        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+        """``put(item, block=False)``."""
+        return self._call("put_nowait", item)  # type: ignore[no-any-return]
+
+    def put_many(  # type: ignore[override]
+        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> list[int | None]:
+        """Put several items in one transaction; ``None`` for each duplicate."""
+        return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
+
+
+class PriorityAckQueue(SQLiteAckQueue):
+    """Blocking twin of :class:`persistq.PriorityAckQueue` (lowest number first)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncPriorityAckQueue
+
+    def put(  # type: ignore[override]
+        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> int:
+        """Put ``item`` with ``priority``; return its id."""
+        return self._call("put", item, priority, block, timeout)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: Any, priority: int = 0) -> int:
+        """``put(item, priority, block=False)``."""
+        return self._call("put_nowait", item, priority)  # type: ignore[no-any-return]
+
+    def put_many(  # type: ignore[override]
+        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> list[int]:
+        """Put several items with one priority in one transaction; return their ids."""
+        return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]
