@@ -51,7 +51,9 @@ async def test_random_cancellation_of_gets_and_puts_loses_and_duplicates_nothing
                 await q.put(n)
                 put_ok.append(n)
         for _ in range(400):
-            with anyio.move_on_after(rng.uniform(0, 0.002)):
+            # On a loaded machine the get's own timeout may pass before the
+            # scope cancels it: Empty is then the right answer.
+            with anyio.move_on_after(rng.uniform(0, 0.002)), contextlib.suppress(persistq.Empty):
                 got.append(await q.get(timeout=0.01))
             # task_done may be cancelled too; it then changed nothing and is retried.
             while q.statistics().unfinished_tasks:
