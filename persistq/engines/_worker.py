@@ -8,6 +8,14 @@ whole list to the engine's ``execute`` function, which can run them in one
 transaction with one fsync (group commit). Results go back in one hand-off per
 batch and per event loop, not one per job.
 
+Inline batches: on a thread marked with :func:`allow_inline` (persistq.sync's
+portal loop), jobs are gathered until the loop's current iteration ends and then
+executed right there, under the worker's lock, without any thread hop: one
+hand-off per blocking call instead of two. If the worker is busy, or the
+database's write lock is held by another connection (``execute`` returns
+False), the batch goes to the worker thread instead, so the loop never waits
+for another process.
+
 Cancellation: a job that has reached the worker always runs to its end. A
 caller cancelled meanwhile waits for that end (the wait is shielded), then runs
 the job's undo, if it has one, and re-raises the cancellation, so either the
@@ -26,7 +34,22 @@ from ..errors import QueueClosed
 
 T = TypeVar("T")
 
-__all__ = ("Job", "Worker", "run_job")
+__all__ = ("Job", "Worker", "allow_inline", "run_job")
+
+_local = threading.local()
+
+
+def allow_inline() -> None:
+    """Let the event loop of the calling thread run storage batches itself.
+
+    Only for a private loop that serves blocking callers (the portal): a batch
+    then blocks this loop for the length of a commit.
+    """
+    _local.inline = True
+
+
+def _inline_allowed() -> bool:
+    return getattr(_local, "inline", False)
 
 
 class Job(Generic[T]):
@@ -89,10 +112,15 @@ class Worker:
 
     Args:
         name: the thread's name (shown by debuggers and ``py-spy``).
-        execute: runs a batch of jobs, setting each job's ``result`` or
-            ``error``; it must not raise.
+        execute: runs a batch of jobs on the thread, setting each job's
+            ``result`` or ``error``; it must not raise.
         on_exit: called on the worker thread when it stops (closes the
             connection); errors are ignored.
+        inline: optional ``inline(batch) -> bool``: runs a batch on an event
+            loop's thread (see :func:`allow_inline`) without ever waiting for
+            another connection's lock; returns False, leaving the jobs
+            untouched, when it would have to wait. Engines without it always
+            use the thread.
     """
 
     def __init__(
@@ -100,10 +128,16 @@ class Worker:
         name: str,
         execute: Callable[[list[Job[Any]]], None],
         on_exit: Callable[[], None] | None = None,
+        inline: Callable[[list[Job[Any]]], bool] | None = None,
     ) -> None:
         self._execute = execute
+        self._inline = inline
         self._on_exit = on_exit
         self._jobs: list[Job[Any]] = []
+        # Serialises use of the connection between the thread and inline batches.
+        self._exec_lock = threading.Lock()
+        self._inline_jobs: list[Job[Any]] = []
+        self._inline_scheduled = False
         self._cv = threading.Condition(threading.Lock())
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -143,13 +177,49 @@ class Worker:
                     batch, self._jobs = self._jobs, []
                 if not batch:
                     return
-                self._execute(batch)
+                with self._exec_lock:
+                    self._execute(batch)
                 self._deliver(batch)
         finally:
             if self._on_exit is not None:
                 # Nothing could report an error here: the thread is ending.
-                with contextlib.suppress(Exception):
+                with self._exec_lock, contextlib.suppress(Exception):
                     self._on_exit()
+
+    def submit_inline(self, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
+        """Queue a job to run on ``loop``'s thread at the end of its current iteration."""
+        if self._stopping:
+            raise QueueClosed("the queue is closed")
+        self._inline_jobs.append(job)
+        if not self._inline_scheduled:
+            self._inline_scheduled = True
+            loop.call_soon(self._flush_inline)
+
+    def _flush_inline(self) -> None:
+        self._inline_scheduled = False
+        batch, self._inline_jobs = self._inline_jobs, []
+        if not batch:
+            return
+        ran = False
+        inline = self._inline
+        if (
+            inline is not None
+            and not any(j.kind == "bare" for j in batch)
+            and self._exec_lock.acquire(blocking=False)
+        ):
+            try:
+                ran = inline(batch)
+            finally:
+                self._exec_lock.release()
+        if not ran:
+            # Busy: the thread waits for the lock instead of this loop.
+            with self._cv:
+                self._jobs.extend(batch)
+                self._cv.notify()
+            return
+        for job in batch:
+            job.done = True
+        _wake_asyncio(batch)
 
     @staticmethod
     def _deliver(batch: Sequence[Job[Any]]) -> None:
@@ -216,13 +286,18 @@ async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | N
     if loop is not None:
         job._loop = loop
         job._fut = loop.create_future()
-        worker.submit(job)
+        if worker._inline is not None and _inline_allowed():
+            worker.submit_inline(job, loop)
+        else:
+            worker.submit(job)
         cancelled = await _wait_asyncio(job, loop)
         if cancelled is not None:
             if undo is not None and job.error is None:
                 undo_job = undo(job.result)
                 undo_job._loop = loop
                 undo_job._fut = loop.create_future()
+                # The undo goes to the thread: it must run even while the loop
+                # is being torn down.
                 worker.submit(undo_job)
                 await _wait_asyncio(undo_job, loop)
             raise cancelled

@@ -148,6 +148,7 @@ class SQLiteDatabase:
         self._worker: Worker | None = None
         self._opened = False
         self._pid = os.getpid()
+        self._busy_ms = int(busy_timeout * 1000)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -158,7 +159,12 @@ class SQLiteDatabase:
 
     def _start(self) -> Worker:
         if self._worker is None:
-            self._worker = Worker(f"persistq-sqlite:{self.label}", self._execute, self._close_connection)
+            self._worker = Worker(
+                f"persistq-sqlite:{self.label}",
+                self._execute,
+                self._close_connection,
+                None if self.memory else self._execute_inline,
+            )
         return self._worker
 
     def _alive_worker(self) -> Worker:
@@ -179,8 +185,30 @@ class SQLiteDatabase:
     ) -> T:
         return await run_job(self._alive_worker(), Job(fn, *args, kind=kind), undo)
 
-    def _execute(self, batch: list[Job[Any]]) -> None:
+    def _set_busy_wait(self, conn: sqlite3.Connection, inline: bool) -> None:
+        # Inline batches run on an event loop: they must fail fast on another
+        # connection's lock (and go to the worker thread) rather than wait.
+        ms = 0 if inline else int(self.busy_timeout * 1000)
+        if ms != self._busy_ms:
+            conn.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
+
+    def _execute_inline(self, batch: list[Job[Any]]) -> bool:
         conn = self._conn
+        if conn is None:
+            return False
+        self._set_busy_wait(conn, True)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if any(j.kind == "write" for j in batch) else "BEGIN")
+        except sqlite3.OperationalError:
+            return False
+        self._execute(batch, began=True)
+        return True
+
+    def _execute(self, batch: list[Job[Any]], began: bool = False) -> None:
+        conn = self._conn
+        if conn is not None and not began:
+            self._set_busy_wait(conn, False)
         bare = [j for j in batch if j.kind == "bare"]
         txn = [j for j in batch if j.kind != "bare"]
         for job in bare:
@@ -200,7 +228,8 @@ class SQLiteDatabase:
             return
         write = any(j.kind == "write" for j in txn)
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not began:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             for job in txn:
                 job.error = _translate(exc, self.db_path)
