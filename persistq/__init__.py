@@ -35,6 +35,7 @@ from .queues.ack import UniqueAckQ as UniqueAckQ
 from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
+from .queues.mysql import MySQLQueue as MySQLQueue
 from .queues.priority import PriorityQueue as PriorityQueue
 from .queues.unique import UniqueQ as UniqueQ
 
@@ -61,6 +62,7 @@ __all__ = (
     "InvalidName",
     "ItemNotFound",
     "MissingDependencyError",
+    "MySQLQueue",
     "PDict",
     "PersistQError",
     "PortalError",

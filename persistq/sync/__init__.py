@@ -21,6 +21,7 @@ from .ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
 from .ack import PriorityAckQueue as PriorityAckQueue
 from .ack import SQLiteAckQueue as SQLiteAckQueue
 from .ack import UniqueAckQ as UniqueAckQ
+from .mysql import MySQLQueue as MySQLQueue
 from .pdict import PDict as PDict
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues import FILOSQLiteQueue as FILOSQLiteQueue
@@ -38,6 +39,7 @@ __all__ = (
     "FILOSQLiteQueue",
     "Full",
     "ItemNotFound",
+    "MySQLQueue",
     "PDict",
     "PersistQError",
     "PriorityAckQueue",
