@@ -21,6 +21,7 @@ from .errors import MissingDependencyError as MissingDependencyError
 from .errors import PersistQError as PersistQError
 from .errors import PortalError as PortalError
 from .errors import QueueClosed as QueueClosed
+from .errors import QueueLocked as QueueLocked
 from .errors import SerializationError as SerializationError
 from .errors import SerializerMismatch as SerializerMismatch
 from .errors import StorageError as StorageError
@@ -35,10 +36,12 @@ from .queues.ack import UniqueAckQ as UniqueAckQ
 from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
+from .queues.file import Queue as Queue
 from .queues.mysql import MySQLQueue as MySQLQueue
 from .queues.priority import PriorityQueue as PriorityQueue
 from .queues.unique import UniqueQ as UniqueQ
 
+AsyncQueue = Queue
 AsyncSQLiteQueue = SQLiteQueue
 AsyncFIFOSQLiteQueue = SQLiteQueue
 AsyncFILOSQLiteQueue = FILOSQLiteQueue
@@ -50,6 +53,7 @@ __all__ = (
     "AckStatus",
     "AsyncFIFOSQLiteQueue",
     "AsyncFILOSQLiteQueue",
+    "AsyncQueue",
     "AsyncSQLiteQueue",
     "AsyncUniqueQ",
     "CorruptionError",
@@ -68,7 +72,9 @@ __all__ = (
     "PortalError",
     "PriorityAckQueue",
     "PriorityQueue",
+    "Queue",
     "QueueClosed",
+    "QueueLocked",
     "QueueStatistics",
     "SQLiteAckQueue",
     "SQLiteQueue",

@@ -13,6 +13,7 @@ from ..errors import Full as Full
 from ..errors import ItemNotFound as ItemNotFound
 from ..errors import PersistQError as PersistQError
 from ..errors import QueueClosed as QueueClosed
+from ..errors import QueueLocked as QueueLocked
 from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
 from ..queues.ack import AckStatus as AckStatus
@@ -21,6 +22,7 @@ from .ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
 from .ack import PriorityAckQueue as PriorityAckQueue
 from .ack import SQLiteAckQueue as SQLiteAckQueue
 from .ack import UniqueAckQ as UniqueAckQ
+from .file import Queue as Queue
 from .mysql import MySQLQueue as MySQLQueue
 from .pdict import PDict as PDict
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
@@ -44,7 +46,9 @@ __all__ = (
     "PersistQError",
     "PriorityAckQueue",
     "PriorityQueue",
+    "Queue",
     "QueueClosed",
+    "QueueLocked",
     "SQLiteAckQueue",
     "SQLiteQueue",
     "SerializationError",
