@@ -202,7 +202,8 @@ def test_reopen_resumes_items_of_a_dead_process_but_not_of_a_live_one(
             assert q.unack_count() == 6
 
         with _queue(qpath, auto_resume=True) as q:
-            # The dead process's items are ready again; the live one's stay in flight.
+            # The dead process's items are ready again; the live one's stay in flight
+            # (persist-queue's auto_resume made every unack row ready: it stole them).
             statuses = _statuses(q)
             assert [statuses[i] for i in dead_held] == [AckStatus.ready] * 3
             assert [statuses[i] for i in alive_held] == [AckStatus.unack] * 3

@@ -501,3 +501,32 @@ async def test_statistics_is_a_frozen_snapshot(qpath: str) -> None:
         assert (s.maxsize, s.durability, s.unfinished_tasks) == (5, "normal", 1)
         with pytest.raises(AttributeError):
             s.maxsize = 3  # type: ignore[misc]
+
+
+async def test_no_lost_wakeup_when_get_and_put_share_a_batch(qpath: str) -> None:
+    """A get that finds the queue empty in the same batch as a put still wakes at once."""
+    import threading
+
+    from persistq.engines._worker import Job
+
+    async with persistq.SQLiteQueue(qpath, poll_interval=30) as q:
+        worker = q._engine._worker
+        assert worker is not None
+        for n in range(40):
+            gate = threading.Event()
+            # Hold the storage thread so the get's claim and the put land in one
+            # batch, the claim first: the claim finds nothing, the put succeeds.
+            worker.submit(Job(gate.wait, kind="bare"))
+            got: list[int] = []
+
+            async def getter(n: int = n) -> None:
+                got.append(await q.get(timeout=10))
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(getter)
+                    await anyio.sleep(0.01)
+                    tg.start_soon(q.put, n)
+                    await anyio.sleep(0.01)
+                    gate.set()
+            assert got == [n]

@@ -152,3 +152,28 @@ def test_portal_thread_stops_when_last_queue_closes(qpath: str) -> None:
     b.close()
     time.sleep(0.05)
     assert not any(t.name == "persistq-portal" for t in threading.enumerate())
+
+
+def test_get_many_items_belong_to_the_calling_thread(qpath: str) -> None:
+    """Items a thread takes with get_many are finished by that thread's task_done."""
+    with persistqueue.SQLiteQueue(qpath, auto_commit=False) as q:
+        q.put_many(["held", "mine1", "mine2"])
+        got = threading.Event()
+        release = threading.Event()
+
+        def holder() -> None:
+            assert q.get() == "held"
+            got.set()
+            release.wait(10)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        got.wait(10)
+        assert q.get_many(2) == ["mine1", "mine2"]
+        q.task_done()
+        q.task_done()
+        release.set()
+        t.join(10)
+    with persistqueue.SQLiteQueue(qpath, auto_commit=False) as q:
+        assert q.get_many(10) == ["held"]
+        q.task_done()

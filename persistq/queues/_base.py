@@ -79,12 +79,16 @@ class Waiters:
 
     def __init__(self) -> None:
         self._events: deque[anyio.Event] = deque()
+        self.changes = 0
+        """Counts wake-ups: a caller notes it before trying, and passes it to
+        :meth:`wait` so a wake-up that came in between is not lost."""
 
     def __len__(self) -> int:
         return len(self._events)
 
     def wake(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, oldest first."""
+        self.changes += 1
         events = self._events
         while n > 0 and events:
             events.popleft().set()
@@ -92,15 +96,23 @@ class Waiters:
 
     def wake_all(self) -> None:
         """Wake every waiter."""
-        self.wake(len(self._events))
+        self.wake(max(1, len(self._events)))
 
     async def wait(
         self,
         deadline: float | None,
         poll_interval: float,
         poll: Callable[[], Awaitable[bool]],
+        since: int | None = None,
     ) -> None:
-        """Return when woken, when ``poll()`` finds a change, or at ``deadline``."""
+        """Return when woken, when ``poll()`` finds a change, or at ``deadline``.
+
+        With ``since`` (a value of :attr:`changes` noted before the caller's
+        last attempt), return at once if a wake-up happened after it.
+        """
+        if since is not None and since != self.changes:
+            await anyio.lowlevel.checkpoint()
+            return
         event = anyio.Event()
         self._events.append(event)
         try:

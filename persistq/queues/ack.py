@@ -255,6 +255,7 @@ class SQLiteAckQueue(SQLiteQueue):
         owner = self._owner
         assert owner is not None
         while True:
+            seen = self._getters.changes
             claim: Claim = await self._ack.claim(
                 n,
                 None if next_in_order else item_id,
@@ -274,7 +275,7 @@ class SQLiteAckQueue(SQLiteQueue):
                 # A delayed item or an expiring lease becomes due at that time.
                 due = anyio.current_time() + max(0.0, claim.next_due - time.time()) + 0.001
                 wait_until = due if wait_until is None else min(wait_until, due)
-            await self._getters.wait(wait_until, self.poll_interval, self._poll)
+            await self._getters.wait(wait_until, self.poll_interval, self._poll, seen)
             self._check_open()
         self._putters.wake(len(claim.rows))
         return claim.rows
@@ -510,8 +511,11 @@ class SQLiteAckQueue(SQLiteQueue):
         """Wait until no item is waiting or in flight (counted by the database)."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
-        while await self.active_size() > 0:
-            await self._joiners.wait(None, self.poll_interval, self._poll)
+        while True:
+            seen = self._joiners.changes
+            if await self.active_size() == 0:
+                return
+            await self._joiners.wait(None, self.poll_interval, self._poll, seen)
             self._check_open()
 
     def statistics(self) -> Any:

@@ -346,12 +346,13 @@ class SQLiteQueue:
         stamp = now()
         rows = [(d, stamp, priority) for d in datas]
         while True:
+            seen = self._putters.changes
             ids = await self._engine.put(rows, self.maxsize)
             if ids is not None:
                 break
             if deadline is not None and anyio.current_time() >= deadline:
                 raise Full
-            await self._putters.wait(deadline, self.poll_interval, self._poll)
+            await self._putters.wait(deadline, self.poll_interval, self._poll, seen)
             self._check_open()
         self._getters.wake(sum(i is not None for i in ids))
         return ids
@@ -404,9 +405,14 @@ class SQLiteQueue:
         Raises:
             Empty: no item before the timeout.
         """
+        return await self._get_many(max_items, block, timeout, raw, None)
+
+    async def _get_many(
+        self, max_items: int, block: bool, timeout: float | None, raw: bool, key: Key | None
+    ) -> list[Any]:
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise ValueError(f"max_items must be a positive int, not {max_items!r}")
-        rows = await self._claim(max_items, block, timeout, None, None)
+        rows = await self._claim(max_items, block, timeout, None, key)
         return await self._deliver(rows, raw)
 
     async def _get(self, block: bool, timeout: float | None, item: Any, raw: bool, key: Key | None) -> Any:
@@ -423,6 +429,7 @@ class SQLiteQueue:
             # Count the items as handed out before the claim runs, so a join()
             # that reads the database meanwhile cannot miss them in transit.
             self._tasks.got(n)
+            seen = self._getters.changes
             try:
                 rows = await self._engine.claim(n, item_id, self._owner)
             except BaseException:
@@ -435,7 +442,7 @@ class SQLiteQueue:
                 raise Empty(f"item {item_id} is not waiting in the queue")
             if deadline is not None and anyio.current_time() >= deadline:
                 raise Empty
-            await self._getters.wait(deadline, self.poll_interval, self._poll)
+            await self._getters.wait(deadline, self.poll_interval, self._poll, seen)
             self._check_open()
         if self._owner is not None:
             k = key if key is not None else caller_key()
@@ -517,12 +524,13 @@ class SQLiteQueue:
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
         while True:
+            seen = self._joiners.changes
             if self._tasks.outstanding == 0:
                 waiting = await self._engine.count()
                 # Re-read after the hop: a get may have taken an item meanwhile.
                 if waiting == 0 and self._tasks.outstanding == 0:
                     return
-            await self._joiners.wait(None, self.poll_interval, self._poll)
+            await self._joiners.wait(None, self.poll_interval, self._poll, seen)
             self._check_open()
 
     # ------------------------------------------------------------ inspection

@@ -213,7 +213,7 @@ class SQLiteQueue(_SyncTwin):
         self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
     ) -> list[Any]:
         """Take up to ``max_items`` items in one transaction, in queue order."""
-        return self._call("get_many", max_items, block, timeout, raw)  # type: ignore[no-any-return]
+        return self._call("_get_many", max_items, block, timeout, raw, _thread_key())  # type: ignore[no-any-return]
 
     def task_done(self) -> None:
         """Mark one item this thread got as done (see the async ``task_done``)."""
