@@ -17,18 +17,21 @@ __all__ = ("new_owner", "owner_alive", "release_owner")
 _LIVE: set[str] = set()
 
 
+def _proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name, in parentheses, may itself contain spaces or ")".
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
 def _start_time(pid: int) -> str:
-    if os.path.exists("/proc/self/stat"):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return ""
-        # Field 22 (starttime) counts after the ")" that ends the command name,
-        # which itself may contain spaces or parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        return fields[19].decode() if len(fields) > 19 else ""
-    return ""
+    fields = _proc_stat(pid) if os.path.exists("/proc/self/stat") else None
+    # Field 22 of the stat line (starttime) is the 20th after the name.
+    return fields[19].decode() if fields is not None and len(fields) > 19 else ""
 
 
 def new_owner() -> str:
@@ -50,17 +53,29 @@ def _pid_exists(pid: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - not exercised on Linux CI
         import ctypes
 
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return False
-        ctypes.windll.kernel32.CloseHandle(handle)
-        return True
+        try:
+            code = ctypes.c_ulong()
+            # A process that exited but whose handle someone still holds opens
+            # fine: only STILL_ACTIVE (259) means it runs.
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+        finally:
+            kernel32.CloseHandle(handle)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    if os.path.exists("/proc/self/stat"):
+        # A killed process that its parent has not reaped yet (a zombie) still
+        # answers kill(0), but it will never finish its work.
+        fields = _proc_stat(pid)
+        if fields is None or (fields and fields[0] in (b"Z", b"X")):
+            return False
     return True
 
 

@@ -316,3 +316,13 @@ def test_status_lookups_are_indexed(qpath: str) -> None:
         con.close()
     text = " ".join(str(r[-1]) for r in plan)
     assert "INDEX" in text, text
+
+
+async def test_counts_settle_expired_leases(qpath: str) -> None:
+    """After a lease expires, qsize and counts show the item as ready without a get."""
+    async with persistq.SQLiteAckQueue(qpath, visibility_timeout=0.05) as q:
+        await q.put("x")
+        await q.get()
+        await anyio.sleep(0.1)
+        assert await q.qsize() == 1
+        assert await q.unack_count() == 0

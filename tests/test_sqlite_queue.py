@@ -519,7 +519,7 @@ async def test_no_lost_wakeup_when_get_and_put_share_a_batch(qpath: str) -> None
             worker.submit(Job(gate.wait, kind="bare"))
             got: list[int] = []
 
-            async def getter(n: int = n) -> None:
+            async def getter(got: list[int] = got) -> None:
                 got.append(await q.get(timeout=10))
 
             with anyio.fail_after(5):

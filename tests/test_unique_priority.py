@@ -143,3 +143,26 @@ def test_persist_queue_unique_and_priority_databases_open_in_place(qpath: str) -
     back = persistqueue.PriorityQueue(qpath)
     assert back.get() == "again"
     back.close()
+
+
+@pytest.mark.parametrize("ser_name", ["pickle", "msgpack", "cbor2", "json"])
+def test_unique_recognises_items_persist_queue_stored(qpath: str, ser_name: str) -> None:
+    """In a persist-queue UniqueQ table, each library recognises the other's duplicates."""
+    import importlib
+
+    import persistqueue
+
+    theirs = importlib.import_module(f"persistqueue.serializers.{ser_name}")
+    ours = getattr(serializers, ser_name)
+    pu = persistqueue.UniqueQ(qpath, serializer=theirs)
+    pu.put("job-1")
+    pu.put({"b": 1, "a": 2})
+    pu.close()
+    with persistq.sync.UniqueQ(qpath, serializer=ours) as u:
+        assert u.put("job-1") is None
+        assert u.put({"a": 2, "b": 1}) is None
+        assert u.put("job-2") is not None
+        assert u.qsize() == 3
+    back = persistqueue.UniqueQ(qpath, serializer=theirs)
+    assert back.put("job-2") is None  # persist-queue recognises what persistq stored
+    back.close()

@@ -149,6 +149,8 @@ class SQLiteDatabase:
         self._opened = False
         self._pid = os.getpid()
         self._busy_ms = int(busy_timeout * 1000)
+        self.legacy_rows_possible = False
+        """Whether the table may hold rows written by persist-queue (known after open)."""
 
     # ----------------------------------------------------------------- plumbing
 
@@ -340,6 +342,16 @@ class SQLiteDatabase:
         row = conn.execute(
             "SELECT value FROM persistq_meta WHERE tbl=? AND key='serializer'", (table,)
         ).fetchone()
+        created = conn.execute(
+            "SELECT value FROM persistq_meta WHERE tbl=? AND key='created_by'", (table,)
+        ).fetchone()
+        # A table persistq did not create may hold rows persist-queue encoded.
+        self.legacy_rows_possible = existed and created is None
+        if not existed:
+            conn.execute(
+                "INSERT OR REPLACE INTO persistq_meta (tbl, key, value) VALUES (?, 'created_by', 'persistq')",
+                (table,),
+            )
         if row is None and not existed:
             conn.execute(
                 "INSERT INTO persistq_meta (tbl, key, value) VALUES (?, 'serializer', ?)",
@@ -494,24 +506,29 @@ class SQLiteEngine(SQLiteDatabase):
             rows.sort(key=lambda r: r[0], reverse=not self._asc)
 
     def _sql_put(
-        self, conn: sqlite3.Connection, items: Sequence[NewRow], maxsize: int
+        self,
+        conn: sqlite3.Connection,
+        items: Sequence[NewRow],
+        maxsize: int,
+        alts: Sequence[bytes | None] | None = None,
     ) -> list[int | None] | None:
         if maxsize > 0:
             (n,) = conn.execute(f"SELECT count(*) FROM {self._t}").fetchone()
             if n + len(items) > maxsize:
                 return None
         verb = "INSERT OR IGNORE" if self.spec.unique else "INSERT"
-        ids: list[int | None] = []
         if self._prio:
             sql = f"{verb} INTO {self._t} (data, timestamp, priority) VALUES (?, ?, ?)"
-            for row in items:
-                cur = conn.execute(sql, row)
-                ids.append(cur.lastrowid if cur.rowcount else None)
         else:
             sql = f"{verb} INTO {self._t} (data, timestamp) VALUES (?, ?)"
-            for data, ts, _ in items:
-                cur = conn.execute(sql, (data, ts))
-                ids.append(cur.lastrowid if cur.rowcount else None)
+        ids: list[int | None] = []
+        for i, (data, ts, priority) in enumerate(items):
+            alt = alts[i] if alts is not None else None
+            if alt is not None and conn.execute(f"SELECT 1 FROM {self._t} WHERE data=?", (alt,)).fetchone():
+                ids.append(None)  # an equal item in persist-queue's encoding is waiting
+                continue
+            cur = conn.execute(sql, (data, ts, priority) if self._prio else (data, ts))
+            ids.append(cur.lastrowid if cur.rowcount else None)
         return ids
 
     def _sql_delete_ids(self, conn: sqlite3.Connection, ids: Sequence[int | None]) -> None:
@@ -520,7 +537,9 @@ class SQLiteEngine(SQLiteDatabase):
     def _undo_put(self, ids: list[int | None] | None) -> Job[None]:
         return Job(self._sql_delete_ids, ids or [])
 
-    async def put(self, items: Sequence[NewRow], maxsize: int = 0) -> list[int | None] | None:
+    async def put(
+        self, items: Sequence[NewRow], maxsize: int = 0, alts: Sequence[bytes | None] | None = None
+    ) -> list[int | None] | None:
         """Insert items atomically; return their ids, or ``None`` if ``maxsize`` would be passed.
 
         On a unique table a duplicate of a stored item is not inserted and its
@@ -528,7 +547,7 @@ class SQLiteEngine(SQLiteDatabase):
         Durable on return (per the engine's durability). Cancel-atomic: a
         cancelled caller's rows are removed again.
         """
-        return await self._run(self._sql_put, items, maxsize, undo=self._undo_put)
+        return await self._run(self._sql_put, items, maxsize, alts, undo=self._undo_put)
 
     def _sql_claim(
         self, conn: sqlite3.Connection, n: int, item_id: int | None, owner: str | None

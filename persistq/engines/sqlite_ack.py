@@ -81,6 +81,8 @@ class SQLiteAckEngine(SQLiteDatabase):
         super().__init__(path, db_file_name, durability, busy_timeout, spec.table)
         self.spec = spec
         self.serializer_name = serializer_name
+        self.max_attempts = 0
+        """Set by the queue: expired leases past this many attempts fail."""
         self._t = _quote(spec.table)
         self._prio = spec.order == "priority"
         self._cols = (
@@ -129,12 +131,25 @@ class SQLiteAckEngine(SQLiteDatabase):
     # ------------------------------------------------------------------- put
 
     def _sql_put(
-        self, conn: sqlite3.Connection, items: Sequence[tuple[bytes, float, int | None]], maxsize: int
+        self,
+        conn: sqlite3.Connection,
+        items: Sequence[tuple[bytes, float, int | None]],
+        maxsize: int,
+        alts: Sequence[bytes | None] | None = None,
     ) -> list[int | None] | None:
         if maxsize > 0 and self._sql_waiting(conn) + len(items) > maxsize:
             return None
         ids: list[int | None] = []
-        for data, ts, priority in items:
+        for i, (data, ts, priority) in enumerate(items):
+            alt = alts[i] if alts is not None else None
+            if (
+                alt is not None
+                and conn.execute(
+                    f"SELECT 1 FROM {self._t} WHERE data=? AND status NOT IN (5, 9)", (alt,)
+                ).fetchone()
+            ):
+                ids.append(None)  # an equal live item in persist-queue's encoding
+                continue
             ids.append(self._insert(conn, data, ts, priority))
         return ids
 
@@ -161,7 +176,10 @@ class SQLiteAckEngine(SQLiteDatabase):
         conn.executemany(f"DELETE FROM {self._t} WHERE _id=?", [(i,) for i in ids if i is not None])
 
     async def put(
-        self, items: Sequence[tuple[bytes, float, int | None]], maxsize: int = 0
+        self,
+        items: Sequence[tuple[bytes, float, int | None]],
+        maxsize: int = 0,
+        alts: Sequence[bytes | None] | None = None,
     ) -> list[int | None] | None:
         """Insert items (status inited); ``None`` if ``maxsize`` would be passed.
 
@@ -169,7 +187,7 @@ class SQLiteAckEngine(SQLiteDatabase):
         is ``None``). Cancel-atomic: a cancelled caller's rows are removed.
         """
         return await self._run(
-            self._sql_put, items, maxsize, undo=lambda ids: Job(self._sql_delete, ids or [])
+            self._sql_put, items, maxsize, alts, undo=lambda ids: Job(self._sql_delete, ids or [])
         )
 
     # ----------------------------------------------------------------- claim
@@ -448,21 +466,29 @@ class SQLiteAckEngine(SQLiteDatabase):
         n: int = conn.execute(f"SELECT count(*) FROM {self._t} WHERE status IN (0, 1, 3)").fetchone()[0]
         return n
 
+    def _sql_count_now(self, conn: sqlite3.Connection) -> int:
+        self._sweep(conn, time.time(), self.max_attempts)
+        return self._sql_waiting(conn)
+
     async def count(self) -> int:
-        """Rows waiting to be delivered (inited, ready, delayed)."""
-        return await self._run(self._sql_waiting, kind="read")
+        """Rows waiting to be delivered (inited, ready, delayed), after settling
+        expired leases and due delays."""
+        return await self._run(self._sql_count_now)
 
     def count_blocking(self) -> int:
         """Like :meth:`count`, blocking the calling thread."""
         self.open_blocking()
         return self._alive_worker().run_blocking(Job(self._sql_waiting, kind="read"))
 
-    def _sql_counts(self, conn: sqlite3.Connection) -> dict[int, int]:
+    def _sql_counts(self, conn: sqlite3.Connection, max_attempts: int) -> dict[int, int]:
+        # Expired leases and due delays are settled first, so the counts say
+        # what a get would find now.
+        self._sweep(conn, time.time(), max_attempts)
         return {s: c for s, c in conn.execute(f"SELECT status, count(*) FROM {self._t} GROUP BY status")}
 
-    async def counts(self) -> dict[int, int]:
-        """Rows per status."""
-        return await self._run(self._sql_counts, kind="read")
+    async def counts(self, max_attempts: int = 0) -> dict[int, int]:
+        """Rows per status (after settling expired leases and due delays)."""
+        return await self._run(self._sql_counts, max_attempts)
 
     def _sql_rows(self, conn: sqlite3.Connection, status: int | None) -> list[tuple[Any, ...]]:
         where = "" if status is None else f"WHERE status={int(status)}"

@@ -30,7 +30,7 @@ from ..errors import Empty, ItemNotFound, SerializationError
 from ._base import DEFAULT_POLL_INTERVAL, make_deadline
 from .fifo import SQLiteQueue, _item_id
 from .priority import _check_priority
-from .unique import encode_canonical
+from .unique import encode_canonical, unique_storage_forms
 
 __all__ = (
     "AckStatus",
@@ -139,6 +139,7 @@ class SQLiteAckQueue(SQLiteQueue):
             durability=durability,
             poll_interval=poll_interval,
         )
+        self._ack.max_attempts = max_attempts
         # Items this object delivered and has not settled: id -> item, and the
         # item objects' identities -> id (the items are held, so ids stay valid).
         self._inflight: dict[int, Any] = {}
@@ -455,7 +456,7 @@ class SQLiteAckQueue(SQLiteQueue):
     async def _counts(self) -> dict[int, int]:
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
-        return await self._ack.counts()
+        return await self._ack.counts(self.max_attempts)
 
     async def counts(self) -> dict[AckStatus, int]:
         """Items per status, counted by the database (every status present)."""
@@ -565,9 +566,14 @@ class UniqueAckQ(SQLiteAckQueue):
     def _encode(self, item: Any) -> bytes:
         return encode_canonical(self.serializer, item)
 
+    def _storage_forms(
+        self, datas: Sequence[bytes], items: Sequence[Any] | None
+    ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
+        return unique_storage_forms(self._engine.legacy_rows_possible, self.serializer, datas, items)
+
     async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is live; return its id or ``None``."""
-        return (await self._put_data([self._encode(item)], block, timeout))[0]
+        return (await self._put_data([self._encode(item)], block, timeout, None, [item]))[0]
 
     async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""

@@ -12,7 +12,7 @@ import os
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -43,6 +43,7 @@ from ._base import (
 __all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
 Key = tuple[str, int]
+_Q = TypeVar("_Q", bound="SQLiteQueue")
 
 
 def _item_id(value: object) -> int | None:
@@ -222,7 +223,7 @@ class SQLiteQueue:
         """Same as :meth:`close`."""
         await self.close()
 
-    async def __aenter__(self) -> SQLiteQueue:
+    async def __aenter__(self: _Q) -> _Q:
         await self.open()
         return self
 
@@ -306,7 +307,7 @@ class SQLiteQueue:
             Full: no room before the timeout (or at once with ``block=False``).
             SerializationError: the item cannot be encoded; nothing was written.
         """
-        ids = await self._put_data([self._encode(item)], block, timeout)
+        ids = await self._put_data([self._encode(item)], block, timeout, None, [item])
         return ids[0]  # type: ignore[return-value]  # only UniqueQ stores nothing
 
     async def put_nowait(self, item: Any) -> int:
@@ -329,25 +330,41 @@ class SQLiteQueue:
     async def _put_many(
         self, items: Iterable[Any], block: bool, timeout: float | None, priority: int | None
     ) -> list[int | None]:
-        datas = [self._encode(item) for item in items]
+        values = list(items)
+        datas = [self._encode(item) for item in values]
         if not datas:
             await anyio.lowlevel.checkpoint()
             return []
         if 0 < self.maxsize < len(datas):
             raise ValueError(f"put_many of {len(datas)} items can never fit in maxsize={self.maxsize}")
-        return await self._put_data(datas, block, timeout, priority)
+        return await self._put_data(datas, block, timeout, priority, values)
+
+    def _storage_forms(
+        self, datas: Sequence[bytes], items: Sequence[Any] | None
+    ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
+        """The bytes to store, and other encodings an equal stored item may have
+        (unique kinds only)."""
+        return datas, None
 
     async def _put_data(
-        self, datas: Sequence[bytes], block: bool, timeout: float | None, priority: int | None = None
+        self,
+        datas: Sequence[bytes],
+        block: bool,
+        timeout: float | None,
+        priority: int | None = None,
+        items: Sequence[Any] | None = None,
     ) -> list[int | None]:
         await anyio.lowlevel.checkpoint_if_cancelled()
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         stamp = now()
+        datas, alts = self._storage_forms(datas, items)
         rows = [(d, stamp, priority) for d in datas]
         while True:
             seen = self._putters.changes
-            ids = await self._engine.put(rows, self.maxsize)
+            ids = await (
+                self._engine.put(rows, self.maxsize, alts) if alts else self._engine.put(rows, self.maxsize)
+            )
             if ids is not None:
                 break
             if deadline is not None and anyio.current_time() >= deadline:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+import pickle
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from ..errors import SerializationError
@@ -11,7 +12,7 @@ from ..serializers import serializer_name
 from ..serializers._canonical import canonical
 from .fifo import SQLiteQueue
 
-__all__ = ("UniqueQ", "encode_canonical")
+__all__ = ("UniqueQ", "encode_canonical", "legacy_encoding", "unique_storage_forms")
 
 
 def _takes_sort_keys(serializer: Any) -> bool:
@@ -39,6 +40,53 @@ def encode_canonical(serializer: Any, item: Any) -> bytes:
     return bytes(data)
 
 
+def legacy_encoding(serializer: Any, item: Any) -> bytes | None:
+    """persist-queue's encoding of a unique item, where it differs from ours.
+
+    persist-queue sorted only the top-level keys and pickled with the memo, so
+    a table it wrote holds other bytes for an equal item; ``None`` where the
+    encodings agree (json) or the serializer is not a built-in.
+    """
+    name = serializer_name(serializer)
+    if name not in ("pickle", "msgpack", "cbor2"):
+        return None
+    value = item
+    if isinstance(item, dict):
+        try:
+            value = {k: item[k] for k in sorted(item)}
+        except TypeError:
+            return None
+    try:
+        data: bytes = pickle.dumps(value, protocol=4) if name == "pickle" else serializer.dumps(value)
+    except Exception:  # noqa: BLE001 - the canonical encoding already succeeded; nothing to match
+        return None
+    return data
+
+
+def unique_storage_forms(
+    legacy_table: bool, serializer: Any, datas: Sequence[bytes], items: Sequence[Any] | None
+) -> tuple[Sequence[bytes], list[bytes | None] | None]:
+    """Choose what a unique queue stores, and which other encoding it probes for.
+
+    In a table persist-queue created, items are stored in persist-queue's
+    encoding (so both libraries recognise each other's duplicates) and our
+    canonical encoding is probed too; elsewhere only the canonical one is used.
+    """
+    if not legacy_table or items is None:
+        return datas, None
+    stored: list[bytes] = []
+    alts: list[bytes | None] = []
+    for data, item in zip(datas, items, strict=True):
+        legacy = legacy_encoding(serializer, item)
+        if legacy is None or legacy == data:
+            stored.append(data)
+            alts.append(None)
+        else:
+            stored.append(legacy)
+            alts.append(data)
+    return stored, alts
+
+
 class UniqueQ(SQLiteQueue):
     """A persistent FIFO queue that ignores an item equal to one still waiting.
 
@@ -62,7 +110,12 @@ class UniqueQ(SQLiteQueue):
 
         Durable on return with ``durability="full"``.
         """
-        return (await self._put_data([self._encode(item)], block, timeout))[0]
+        return (await self._put_data([self._encode(item)], block, timeout, None, [item]))[0]
+
+    def _storage_forms(
+        self, datas: Sequence[bytes], items: Sequence[Any] | None
+    ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
+        return unique_storage_forms(self._engine.legacy_rows_possible, self.serializer, datas, items)
 
     async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""

@@ -13,7 +13,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
 from ..engines.sqlite import Durability
@@ -26,6 +26,9 @@ from ..queues.unique import UniqueQ as _AsyncUniqueQ
 from . import _portal
 
 __all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "PriorityQueue", "SQLiteQueue", "UniqueQ")
+
+
+_Twin = TypeVar("_Twin", bound="_SyncTwin")
 
 
 def _thread_key() -> tuple[str, int]:
@@ -173,7 +176,7 @@ class SQLiteQueue(_SyncTwin):
         """Open the storage (the constructor already did; idempotent)."""
         self._call("open")
 
-    def __enter__(self) -> SQLiteQueue:
+    def __enter__(self: _Twin) -> _Twin:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
