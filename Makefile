@@ -40,7 +40,9 @@ bench: install
 	$(BIN)/python -m pip install --quiet persist-queue==1.1.0
 	$(BIN)/python benchmarks/run_benchmark.py 1000 console
 
+## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests
 stress: install
+	PERSISTQ_CRASH_ROUNDS=250 $(BIN)/python -m pytest tests/crash $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m stress $(PYTEST_ARGS)
 
 clean:

@@ -1,0 +1,117 @@
+"""The process the crash harness kills: queue operations in a tight loop.
+
+Usage: ``python child.py KIND PATH DURABILITY SEED API``. After opening the
+queue it prints ``READY``; then, after each call that *returned*, one line:
+``P n`` (put of item n), ``G n`` (get returned item n), ``D n`` (task_done for
+n returned), ``A n`` (ack of n returned). Each line is written with one
+``os.write`` to the unbuffered pipe, so a SIGKILL can cut the loop anywhere
+but never leaves half a line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+from typing import Any
+
+import persistq
+import persistq.sync
+
+
+def say(line: str) -> None:
+    """Report one returned call on the side channel."""
+    os.write(1, (line + "\n").encode())
+
+
+def open_sync(kind: str, path: str, durability: str) -> Any:
+    """Open the queue of ``kind`` with the blocking API."""
+    d: Any = durability
+    if kind == "fifo":
+        return persistq.sync.SQLiteQueue(path, durability=d)
+    if kind == "fifo_nocommit":
+        return persistq.sync.SQLiteQueue(path, auto_commit=False, durability=d)
+    if kind == "filo":
+        return persistq.sync.FILOSQLiteQueue(path, durability=d)
+    if kind == "unique":
+        return persistq.sync.UniqueQ(path, durability=d)
+    if kind == "priority":
+        return persistq.sync.PriorityQueue(path, durability=d)
+    if kind == "ack":
+        return persistq.sync.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
+    if kind == "file":
+        return persistq.sync.Queue(path, durability="off" if d == "normal" else d)
+    raise SystemExit(f"unknown kind {kind}")
+
+
+def run_sync(kind: str, path: str, durability: str, rng: random.Random) -> None:
+    """Loop forever with the blocking API."""
+    q = open_sync(kind, path, durability)
+    say("READY")
+    n = 0
+    while True:
+        if rng.random() < 0.6:
+            if kind == "priority":
+                q.put(n, priority=n % 3)
+            else:
+                q.put(n)
+            say(f"P {n}")
+            n += 1
+            continue
+        try:
+            item = q.get_nowait()
+        except persistq.Empty:
+            continue
+        say(f"G {item}")
+        if kind == "ack":
+            q.ack(item)
+            say(f"A {item}")
+        elif kind in ("fifo_nocommit", "file"):
+            q.task_done()
+            say(f"D {item}")
+
+
+async def run_async(kind: str, path: str, durability: str, rng: random.Random) -> None:
+    """Loop forever with the async API (FIFO and ack kinds)."""
+    d: Any = durability
+    q: Any = (
+        persistq.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
+        if kind == "ack"
+        else persistq.SQLiteQueue(path, durability=d)
+    )
+    await q.open()
+    say("READY")
+    n = 0
+    while True:
+        if rng.random() < 0.6:
+            await q.put(n)
+            say(f"P {n}")
+            n += 1
+            continue
+        try:
+            item = await q.get_nowait()
+        except persistq.Empty:
+            continue
+        say(f"G {item}")
+        if kind == "ack":
+            await q.ack(item)
+            say(f"A {item}")
+
+
+def main() -> None:
+    """Parse the arguments and run until killed."""
+    kind, path, durability, seed, api = sys.argv[1:6]
+    rng = random.Random(int(seed))
+    if api == "sync":
+        run_sync(kind, path, durability, rng)
+    elif api == "asyncio":
+        asyncio.run(run_async(kind, path, durability, rng))
+    else:
+        import trio
+
+        trio.run(run_async, kind, path, durability, rng)
+
+
+if __name__ == "__main__":
+    main()
