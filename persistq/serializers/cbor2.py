@@ -5,6 +5,7 @@ Stream records carry a 4-byte little-endian length prefix, as persist-queue's.
 
 from __future__ import annotations
 
+import io
 from typing import Any, BinaryIO
 
 from ..errors import MissingDependencyError
@@ -40,8 +41,14 @@ def dumps(value: Any, sort_keys: bool = False) -> bytes:
 
 
 def loads(data: bytes) -> Any:
-    """Decode one CBOR value."""
-    return _lib().loads(data)
+    """Decode one CBOR value; bytes left over mean the data is not ours (ValueError)."""
+    fp = io.BytesIO(data)
+    value = _lib().CBORDecoder(fp).decode()
+    if fp.tell() != len(data):
+        # cbor2.loads ignores trailing bytes: a pickle, for one, starts with
+        # 0x80, an empty CBOR array, and would come back as [].
+        raise ValueError(f"not a CBOR record: {len(data) - fp.tell()} bytes left after the value")
+    return value
 
 
 def dump(value: Any, fp: BinaryIO, sort_keys: bool = False) -> None:
