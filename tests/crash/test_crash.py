@@ -56,6 +56,9 @@ def _run_and_kill(kind: str, path: str, durability: str, api: str, seed: int) ->
         [sys.executable, str(CHILD), kind, path, durability, str(seed), api],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Unbuffered: readline() must not swallow the lines after READY, which
+        # communicate() would then never see.
+        bufsize=0,
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()
