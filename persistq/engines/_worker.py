@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..errors import QueueClosed
+
+# Real OS threads and locks even under gevent/eventlet; the threading names otherwise.
+from . import _threads as threading
 
 T = TypeVar("T")
 

@@ -36,13 +36,13 @@ import re
 import struct
 import sys
 import tempfile
-import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..errors import CorruptionError, QueueClosed, QueueLocked, SerializerMismatch, StorageError
+from ._threads import Lock  # a real lock even under gevent/eventlet
 from ._worker import Job, Worker, run_job
 
 __all__ = (
@@ -82,7 +82,7 @@ MIGRATE_HINT = "python -m persistq migrate SRC DST"
 # Directories locked by queue objects of this process: a second object gets a
 # clear message even on platforms whose file locks are per process.
 _locked: dict[str, int] = {}
-_locked_guard = threading.Lock()
+_locked_guard = Lock()
 
 
 def validate_durability(durability: object) -> Durability:

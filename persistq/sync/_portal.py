@@ -8,7 +8,8 @@ until the loop hands the result back: one hand-off each way, no
 The thread is started by the first open sync queue and stopped when the last
 one closes (each queue holds a lease from open to close). It is re-created in a
 child process after ``os.fork()``. Under gevent or eventlet monkey-patching the
-loop still runs on a real OS thread.
+loop still runs on a real OS thread, and blocking calls wait cooperatively
+(see :mod:`._green`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..engines import _threads
 from ..engines._worker import allow_inline
 from ..errors import PortalError
 
@@ -36,7 +38,7 @@ class _Call:
     __slots__ = ("error", "lock", "result", "task")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock: Any = threading.Lock()
         self.lock.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -46,15 +48,28 @@ class _Call:
 class Portal:
     """A running event loop on a daemon thread, and a way to call into it."""
 
+    loop: asyncio.AbstractEventLoop
+    thread_id: int | None = None
+
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._main, args=(started,), name=_THREAD_NAME, daemon=True)
+        # Real OS thread and event, even under gevent/eventlet (``_threads``).
+        started = _threads.Event()
+        self._thread = _threads.Thread(target=self._main, args=(started,), name=_THREAD_NAME, daemon=True)
         self._thread.start()
         started.wait()
-        self.thread_id = self._thread.ident
 
-    def _main(self, started: threading.Event) -> None:
+    @staticmethod
+    def _new_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.new_event_loop()
+
+    def _main(self, started: _threads.Event) -> None:
+        # Made on its own thread: under gevent/eventlet its selector belongs to
+        # this thread's hub.
+        self.loop = self._new_loop()
+        # The id the callers compare with their own ``threading.get_ident()``
+        # (the patched function in a green process: measured here, not taken
+        # from the thread object).
+        self.thread_id = threading.get_ident()
         # Blocking callers wait on this loop anyway: let it run storage batches
         # itself instead of handing them to a storage thread (one hop saved).
         allow_inline()
@@ -136,6 +151,70 @@ class Portal:
             self._thread.join()
 
 
+class _GreenCall(_Call):
+    """A :class:`_Call` whose ``lock`` is a cooperative :class:`._green.Waiter`."""
+
+    __slots__ = ()
+
+    def __init__(self, waiter: Any) -> None:
+        self.lock = waiter
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+
+class _GreenPortal(Portal):
+    """The portal of a gevent or eventlet process.
+
+    The loop runs on a real OS thread, wakes through a real socketpair and
+    waits with the library's selector on that thread's own hub; a caller waits
+    on a real pipe with its library's cooperative fd wait, so other greenlets
+    run meanwhile (see :mod:`._green`).
+    """
+
+    @staticmethod
+    def _new_loop() -> asyncio.AbstractEventLoop:
+        return _green.new_event_loop()
+
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``fn(*args)`` on the loop; wait cooperatively until it returns.
+
+        A caller killed or interrupted while waiting (``GreenletExit``, a
+        ``Timeout``, ``KeyboardInterrupt``) cancels the coroutine and waits
+        for it to end, as :meth:`Portal.call` does.
+        """
+        if threading.get_ident() == self.thread_id:
+            raise PortalError(
+                "a blocking persistq.sync call was made from persistq's own event loop "
+                "thread (for example from a callback); use the async queue there"
+            )
+        waiter = _green.take()
+        call = _GreenCall(waiter)
+        self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        try:
+            waiter.wait()
+        except BaseException:
+            self.loop.call_soon_threadsafe(self._cancel, call)
+            try:
+                waiter.wait()
+            except BaseException:
+                waiter.abandon()
+                raise
+            waiter.recycle()
+            raise
+        waiter.recycle()
+        if call.error is not None:
+            error, call.error = call.error, None
+            raise error
+        return call.result  # type: ignore[no-any-return]
+
+
+# Chosen once: a normal process never loads ``._green`` nor pays for it.
+_portal_class: type[Portal] = Portal
+if _threads.GREEN is not None:
+    from . import _green
+
+    _portal_class = _GreenPortal
 _lock = threading.Lock()
 _portal: Portal | None = None
 _leases = 0
@@ -146,7 +225,7 @@ def acquire() -> Portal:
     global _portal, _leases
     with _lock:
         if _portal is None:
-            _portal = Portal()
+            _portal = _portal_class()
         _leases += 1
         return _portal
 
