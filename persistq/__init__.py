@@ -38,6 +38,7 @@ from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
 from .queues.file import Queue as Queue
 from .queues.mysql import MySQLQueue as MySQLQueue
+from .queues.mysql_ack import MySQLAckQueue as MySQLAckQueue
 from .queues.priority import PriorityQueue as PriorityQueue
 from .queues.unique import UniqueQ as UniqueQ
 
@@ -66,6 +67,7 @@ __all__ = (
     "InvalidName",
     "ItemNotFound",
     "MissingDependencyError",
+    "MySQLAckQueue",
     "MySQLQueue",
     "PDict",
     "PersistQError",

@@ -7,6 +7,7 @@ only the engine differs (:class:`~persistq.engines.mysql.MySQLEngine`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
 from .. import serializers as _serializers
@@ -15,7 +16,7 @@ from ..engines.sqlite import Durability, SQLiteEngine, TableSpec
 from ._base import DEFAULT_POLL_INTERVAL
 from .fifo import SQLiteQueue
 
-__all__ = ("MySQLQueue",)
+__all__ = ("MySQLAttributes", "MySQLQueue", "MySQLTarget", "resolve_mysql_target")
 
 
 def _pick(name: str, *candidates: tuple[str, Any]) -> Any:
@@ -28,7 +29,130 @@ def _pick(name: str, *candidates: tuple[str, Any]) -> Any:
     return given[0][1] if given else None
 
 
-class MySQLQueue(SQLiteQueue):
+@dataclass(frozen=True)
+class MySQLTarget:
+    """Where a MySQL queue lives, resolved from a DSN and/or keywords.
+
+    Attributes:
+        params: server, account, database and charset.
+        name: the queue's name (``"sql"`` when none was given, as persist-queue).
+        pool_size: connections (and worker threads) per queue object.
+        timeout: seconds to wait for a connection and for a row lock.
+    """
+
+    params: MySQLParams
+    name: str
+    pool_size: int
+    timeout: float
+
+
+def resolve_mysql_target(
+    kind: str,
+    host: str | None,
+    user: str | None,
+    passwd: str | None,
+    db_name: str | None,
+    name: str | None,
+    port: int | None,
+    charset: str,
+    *,
+    password: str | None,
+    database: str | None,
+    table_name: str | None,
+    dsn: str | None,
+    pool_size: int,
+    timeout: float,
+) -> MySQLTarget:
+    """Resolve the constructor arguments every MySQL queue kind takes.
+
+    ``host`` may be a DSN; explicit keywords fill what the DSN leaves out,
+    and aliases (``passwd``/``password``, ``db_name``/``database``,
+    ``name``/``table_name``) must agree. ``kind`` names the class in messages.
+
+    Raises:
+        ValueError: a missing host, user or database, a bad port or timeout,
+            conflicting aliases, or a bad DSN (never quoting the password).
+    """
+    if host is not None and "://" in host:
+        if dsn is not None and dsn != host:
+            raise ValueError("give the DSN either as the first argument or as dsn=, not both")
+        dsn, host = host, None
+    from_dsn = parse_dsn(dsn) if dsn is not None else {}
+    host = _pick("host", ("host", host), ("dsn", from_dsn.get("host")))
+    user = _pick("user", ("user", user), ("dsn", from_dsn.get("user")))
+    secret = _pick("password", ("passwd", passwd), ("password", password), ("dsn", from_dsn.get("password")))
+    db = _pick("database", ("db_name", db_name), ("database", database), ("dsn", from_dsn.get("database")))
+    qname = _pick("name", ("name", name), ("table_name", table_name), ("dsn", from_dsn.get("name")))
+    port = _pick("port", ("port", port), ("dsn", from_dsn.get("port")))
+    if "charset" in from_dsn and charset == "utf8mb4":
+        charset = from_dsn["charset"]
+    if "pool_size" in from_dsn and pool_size == DEFAULT_POOL_SIZE:
+        pool_size = from_dsn["pool_size"]
+    if "timeout" in from_dsn and timeout == 10.0:
+        timeout = from_dsn["timeout"]
+    if not host:
+        raise ValueError(f"{kind} needs a host (or a DSN)")
+    if not user:
+        raise ValueError(f"{kind} needs a user")
+    if not db:
+        raise ValueError(f"{kind} needs a database (db_name= or database=)")
+    if port is None:
+        port = 3306
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"'port' must be an int between 1 and 65535, not {port!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
+    params = MySQLParams(
+        host=str(host),
+        port=port,
+        user=str(user),
+        database=str(db),
+        password="" if secret is None else str(secret),
+        charset=charset,
+        connect_timeout=float(timeout) if timeout > 0 else 10.0,
+    )
+    return MySQLTarget(params, "sql" if qname is None else qname, pool_size, timeout)
+
+
+class MySQLAttributes:
+    """Mixin of the MySQL queue kinds: their public attributes and ``repr``.
+
+    Put it before the queue kind in the bases; call :meth:`_adopt_target`
+    after the kind's ``__init__``.
+    """
+
+    host: str
+    port: int
+    user: str
+    database: str
+    db_name: str
+    charset: str
+    pool_size: int
+    table_name: str
+    name: str
+    _params: MySQLParams
+    _pool_size: int
+    _state: str
+
+    def _adopt_target(self, target: MySQLTarget, table_prefix: str) -> None:
+        params = target.params
+        self.host = params.host
+        self.port = params.port
+        self.user = params.user
+        self.database = params.database
+        self.db_name = params.database
+        self.charset = params.charset
+        self.pool_size = target.pool_size
+        self.table_name = f"{table_prefix}_{self.name}"
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._params.safe_dsn} table={self.table_name!r} "
+            f"pool_size={self.pool_size} {self._state}>"
+        )
+
+
+class MySQLQueue(MySQLAttributes, SQLiteQueue):
     """A persistent FIFO queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     Drop-in for persist-queue's ``MySQLQueue`` (its positional parameters,
@@ -100,54 +224,30 @@ class MySQLQueue(SQLiteQueue):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         durability: Durability = "full",
     ) -> None:
-        if host is not None and "://" in host:
-            if dsn is not None and dsn != host:
-                raise ValueError("give the DSN either as the first argument or as dsn=, not both")
-            dsn, host = host, None
-        from_dsn = parse_dsn(dsn) if dsn is not None else {}
-        host = _pick("host", ("host", host), ("dsn", from_dsn.get("host")))
-        user = _pick("user", ("user", user), ("dsn", from_dsn.get("user")))
-        secret = _pick(
-            "password", ("passwd", passwd), ("password", password), ("dsn", from_dsn.get("password"))
+        target = resolve_mysql_target(
+            type(self).__name__,
+            host,
+            user,
+            passwd,
+            db_name,
+            name,
+            port,
+            charset,
+            password=password,
+            database=database,
+            table_name=table_name,
+            dsn=dsn,
+            pool_size=pool_size,
+            timeout=timeout,
         )
-        db = _pick(
-            "database", ("db_name", db_name), ("database", database), ("dsn", from_dsn.get("database"))
-        )
-        qname = _pick("name", ("name", name), ("table_name", table_name), ("dsn", from_dsn.get("name")))
-        port = _pick("port", ("port", port), ("dsn", from_dsn.get("port")))
-        if "charset" in from_dsn and charset == "utf8mb4":
-            charset = from_dsn["charset"]
-        if "pool_size" in from_dsn and pool_size == DEFAULT_POOL_SIZE:
-            pool_size = from_dsn["pool_size"]
-        if "timeout" in from_dsn and timeout == 10.0:
-            timeout = from_dsn["timeout"]
-        if not host:
-            raise ValueError("MySQLQueue needs a host (or a DSN)")
-        if not user:
-            raise ValueError("MySQLQueue needs a user")
-        if not db:
-            raise ValueError("MySQLQueue needs a database (db_name= or database=)")
-        if port is None:
-            port = 3306
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"'port' must be an int between 1 and 65535, not {port!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-        self._params = MySQLParams(
-            host=str(host),
-            port=port,
-            user=str(user),
-            database=str(db),
-            password="" if secret is None else str(secret),
-            charset=charset,
-            connect_timeout=float(timeout) if timeout > 0 else 10.0,
-        )
-        self._pool_size = pool_size
+        # _make_engine (run by the base constructor) needs these.
+        self._params = target.params
+        self._pool_size = target.pool_size
         super().__init__(
             self._params.safe_dsn,
-            "sql" if qname is None else qname,
+            target.name,
             False,
-            timeout,
+            target.timeout,
             auto_commit,
             serializer,
             None,
@@ -155,14 +255,7 @@ class MySQLQueue(SQLiteQueue):
             durability=durability,
             poll_interval=poll_interval,
         )
-        self.host = self._params.host
-        self.port = self._params.port
-        self.user = self._params.user
-        self.database = self._params.database
-        self.db_name = self._params.database
-        self.charset = charset
-        self.pool_size = pool_size
-        self.table_name = f"{self._TABLE_PREFIX}_{self.name}"
+        self._adopt_target(target, self._TABLE_PREFIX)
 
     def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
         engine = MySQLEngine(
@@ -178,12 +271,6 @@ class MySQLQueue(SQLiteQueue):
     async def __aenter__(self) -> MySQLQueue:
         await self.open()
         return self
-
-    def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} {self._params.safe_dsn} table={self.table_name!r} "
-            f"pool_size={self.pool_size} {self._state}>"
-        )
 
     async def shrink_disk_usage(self) -> None:
         """Rebuild the table to give free space back to the server (``OPTIMIZE TABLE``)."""

@@ -24,6 +24,7 @@ from .ack import SQLiteAckQueue as SQLiteAckQueue
 from .ack import UniqueAckQ as UniqueAckQ
 from .file import Queue as Queue
 from .mysql import MySQLQueue as MySQLQueue
+from .mysql_ack import MySQLAckQueue as MySQLAckQueue
 from .pdict import PDict as PDict
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
 from .queues import FILOSQLiteQueue as FILOSQLiteQueue
@@ -41,6 +42,7 @@ __all__ = (
     "FILOSQLiteQueue",
     "Full",
     "ItemNotFound",
+    "MySQLAckQueue",
     "MySQLQueue",
     "PDict",
     "PersistQError",
