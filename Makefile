@@ -42,8 +42,8 @@ bench: install
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests
 stress: install
-	PERSISTQ_CRASH_ROUNDS=250 $(BIN)/python -m pytest tests/crash $(PYTEST_ARGS)
-	PERSISTQ_STRESS_ITEMS=50000 $(BIN)/python -m pytest tests/test_stress.py $(PYTEST_ARGS)
+	PERSISTQ_CRASH_ROUNDS=250 $(BIN)/python -m pytest tests/crash --timeout 1800 $(PYTEST_ARGS)
+	PERSISTQ_STRESS_ITEMS=50000 $(BIN)/python -m pytest tests/test_stress.py --timeout 1800 $(PYTEST_ARGS)
 
 clean:
 	-scripts/mariadb.sh stop $(MARIADB_DIR)
