@@ -561,3 +561,25 @@ def test_lock_across_processes(qpath: str) -> None:
         child.stdout.close()
     with SyncQueue(qpath, lock_timeout=5) as q:
         assert q.qsize() == 0
+
+
+@pytest.mark.anyio
+async def test_task_done_right_after_a_concurrent_put_is_counted(tmp_path: Path) -> None:
+    """A consumer may take and finish an item before its producer resumes: never 'too many times'."""
+    for round_ in range(3):
+        async with Queue(str(tmp_path / f"q{round_}"), durability="off") as q:
+
+            async def produce(i: int, q: Queue = q) -> None:
+                for j in range(20):
+                    await q.put((i, j))
+
+            async def consume(q: Queue = q) -> None:
+                for _ in range(20):
+                    await q.get()
+                    await q.task_done()
+
+            async with anyio.create_task_group() as tg:
+                for i in range(100):
+                    tg.start_soon(produce, i)
+                    tg.start_soon(consume)
+            assert q.unfinished_tasks == 0

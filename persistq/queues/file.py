@@ -292,16 +292,29 @@ class Queue:
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         while True:
-            if await self._engine.append(datas, self.maxsize):
+            # Count the items before the append: a consumer may get one and call
+            # task_done before this task runs again.
+            self._unfinished += len(datas)
+            try:
+                appended = await self._engine.append(datas, self.maxsize)
+            except BaseException:
+                self._uncount(len(datas))
+                raise
+            if appended:
                 break
+            self._uncount(len(datas))
             if self.maxsize > 0 and self._engine.waiting + len(datas) <= self.maxsize:
                 continue  # a get freed room while our append ran
             if deadline is not None and anyio.current_time() >= deadline:
                 raise Full
             await self._putters.wait(deadline, _NO_POLL_INTERVAL, _no_poll)
             self._check_open()
-        self._unfinished += len(datas)
         self._getters.wake(len(datas))
+
+    def _uncount(self, n: int) -> None:
+        self._unfinished -= n
+        if self._unfinished == 0:
+            self._joiners.wake_all()
 
     # ------------------------------------------------------------------ get
 
