@@ -35,9 +35,9 @@ lint: install
 	$(BIN)/ruff format --check persistq tests benchmarks examples
 	$(BIN)/mypy --strict persistq
 
-## bench: persistq beside persist-queue 1.1.0
+## bench: persistq beside persist-queue 1.1.0 and diskcache (MySQL rows when PERSISTQ_MYSQL_* is set)
 bench: install
-	$(BIN)/python -m pip install --quiet persist-queue==1.1.0
+	$(BIN)/python -m pip install --quiet --group bench
 	$(BIN)/python benchmarks/run_benchmark.py 1000 console
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests

@@ -38,6 +38,7 @@ from ._base import (
     check_maxsize,
     check_poll_interval,
     make_deadline,
+    storage_cancel_point,
 )
 
 __all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
@@ -354,7 +355,7 @@ class SQLiteQueue:
         priority: int | None = None,
         items: Sequence[Any] | None = None,
     ) -> list[int | None]:
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await storage_cancel_point()
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         stamp = now()
@@ -439,7 +440,7 @@ class SQLiteQueue:
     async def _claim(
         self, n: int, block: bool, timeout: float | None, item_id: int | None, key: Key | None
     ) -> list[Row]:
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await storage_cancel_point()
         deadline = make_deadline(block, timeout)
         await self._ensure_open()
         while True:
