@@ -177,3 +177,22 @@ def test_get_many_items_belong_to_the_calling_thread(qpath: str) -> None:
     with persistqueue.SQLiteQueue(qpath, auto_commit=False) as q:
         assert q.get_many(10) == ["held"]
         q.task_done()
+
+
+def test_task_done_from_another_thread_wakes_join(qpath: str) -> None:
+    """task_done on the caller's thread (no hand-off) still wakes a blocked join()."""
+    with persistqueue.SQLiteQueue(qpath) as q:
+        q.put_many([1, 2])
+        assert q.get() == 1
+        assert q.get() == 2
+        joined = threading.Event()
+        t = threading.Thread(target=lambda: (q.join(), joined.set()))
+        t.start()
+        time.sleep(0.05)
+        q.task_done()
+        assert not joined.wait(0.1)
+        q.task_done()
+        assert joined.wait(5)
+        t.join(5)
+        with pytest.raises(ValueError, match="too many times"):
+            q.task_done()

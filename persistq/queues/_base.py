@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from ..engines._threads import Lock
 from ..errors import QueueClosed
 
 __all__ = ("QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
@@ -154,24 +155,33 @@ class Waiters:
 
 
 class TaskCounter:
-    """Items got and not yet marked done, for ``task_done()`` and ``join()``."""
+    """Items got and not yet marked done, for ``task_done()`` and ``join()``.
+
+    Thread-safe: blocking callers mark items done from their own threads.
+    """
 
     def __init__(self) -> None:
         self.outstanding = 0
+        # A real lock even under gevent/eventlet: blocking callers use it from
+        # their own threads while the loop thread does too.
+        self._lock = Lock()
 
     def got(self, n: int) -> None:
-        """Count ``n`` items handed out by a get."""
-        self.outstanding += n
+        """Count ``n`` items handed out by a get (negative: give back)."""
+        with self._lock:
+            self.outstanding += n
 
     def check_done(self) -> None:
         """Raise ``ValueError`` if no got item is left to mark done."""
         if self.outstanding <= 0:
             raise ValueError("task_done() called too many times")
 
-    def done(self) -> None:
-        """Count one item marked done."""
-        self.check_done()
-        self.outstanding -= 1
+    def done(self) -> int:
+        """Count one item marked done; return how many remain."""
+        with self._lock:
+            self.check_done()
+            self.outstanding -= 1
+            return self.outstanding
 
 
 @dataclass(frozen=True)

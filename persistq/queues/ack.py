@@ -11,6 +11,7 @@ so counts are right across objects and processes.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 import os
@@ -507,6 +508,10 @@ class SQLiteAckQueue(SQLiteQueue):
 
     async def _task_done(self, key: Any) -> None:
         await self.task_done()
+
+    def _task_done_from_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """A no-op for ack queues; False (go through the loop) once closed."""
+        return self._state == "open"
 
     async def join(self) -> None:
         """Wait until no item is waiting or in flight (counted by the database)."""

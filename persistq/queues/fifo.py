@@ -8,6 +8,7 @@ processes can share one database file without duplicates or losses.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import warnings
 from collections import deque
@@ -473,7 +474,7 @@ class SQLiteQueue:
 
     def _untake(self, n: int) -> None:
         if n:
-            self._tasks.outstanding -= n
+            self._tasks.got(-n)
             if self._tasks.outstanding == 0:
                 self._joiners.wake_all()
 
@@ -529,9 +530,25 @@ class SQLiteQueue:
             owned.remove(item_id)
             if not owned:
                 del self._pending_by_key[k]
-        self._tasks.done()
-        if self._tasks.outstanding == 0:
+        if self._tasks.done() == 0:
             self._joiners.wake_all()
+
+    def _task_done_from_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """``task_done`` for a blocking caller on another thread, without a hand-off.
+
+        With ``auto_commit=True`` marking an item done is bookkeeping only:
+        it is done right here, and ``join()`` callers on ``loop`` are woken
+        through it. Returns False when the call needs the queue's loop (the
+        queue is not open, or items must be deleted from storage).
+
+        Raises:
+            ValueError: called more times than items were got.
+        """
+        if self._state != "open" or self._owner is not None:
+            return False
+        if self._tasks.done() == 0:
+            loop.call_soon_threadsafe(self._joiners.wake_all)
+        return True
 
     async def join(self) -> None:
         """Wait until no item is waiting and every item got here was marked done.

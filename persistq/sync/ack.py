@@ -111,6 +111,9 @@ class SQLiteAckQueue(SQLiteQueue):
 
     def task_done(self) -> None:
         """Kept for compatibility (a no-op): ack queues finish items with ``ack``."""
+        portal = self._portal
+        if portal is not None and self._pid == os.getpid() and self._q._task_done_from_thread(portal.loop):
+            return
         self._call("task_done")
 
     def ack(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002

@@ -6,6 +6,7 @@ process's portal loop (:mod:`._portal`), one hand-off per call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -142,6 +143,10 @@ class MySQLQueue(_SyncTwin):
 
     def task_done(self) -> None:
         """Mark one item this thread got as done (see the async ``task_done``)."""
+        portal = self._portal
+        # Bookkeeping alone needs no hand-off to the loop (auto_commit=True).
+        if portal is not None and self._pid == os.getpid() and self._q._task_done_from_thread(portal.loop):
+            return
         self._call("_task_done", _thread_key())
 
     def join(self) -> None:

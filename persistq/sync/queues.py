@@ -220,6 +220,10 @@ class SQLiteQueue(_SyncTwin):
 
     def task_done(self) -> None:
         """Mark one item this thread got as done (see the async ``task_done``)."""
+        portal = self._portal
+        # Bookkeeping alone needs no hand-off to the loop (auto_commit=True).
+        if portal is not None and self._pid == os.getpid() and self._q._task_done_from_thread(portal.loop):
+            return
         self._call("_task_done", _thread_key())
 
     def join(self) -> None:
