@@ -113,3 +113,40 @@ def test_path_that_is_a_file_is_refused_for_every_queue(tmp_path: Path) -> None:
     for cls in (persistq.sync.SQLiteQueue, persistq.sync.SQLiteAckQueue, persistq.sync.Queue):
         with pytest.raises(persistq.StorageError):
             cls(str(f))
+
+
+def test_file_queue_pointer_file_bit_flips_never_give_wrong_data(tmp_path: Path) -> None:
+    """A bit flipped anywhere in the file queue's pointer file: CorruptionError, never lost or wrong items."""
+    import shutil
+
+    base = tmp_path / "base"
+    with persistq.sync.Queue(str(base), chunksize=3) as q:
+        q.put_many(range(10))
+        for _ in range(4):
+            q.get()
+            q.task_done()
+    meta = (base / "persistq.meta").read_bytes()
+    outcomes = {"error": 0, "same": 0}
+    for offset in range(len(meta)):
+        case = tmp_path / f"flip{offset}"
+        shutil.copytree(base, case)
+        flipped = bytearray(meta)
+        flipped[offset] ^= 0x04
+        (case / "persistq.meta").write_bytes(bytes(flipped))
+        result = _read_all_or_error(case)
+        if isinstance(result, persistq.CorruptionError):
+            assert "persistq.meta" in str(result)
+            outcomes["error"] += 1
+        else:
+            assert result == list(range(4, 10)), f"offset {offset}: {result}"
+            outcomes["same"] += 1
+        shutil.rmtree(case)
+    assert outcomes["error"] > len(meta) // 2
+
+
+def _read_all_or_error(path: Path) -> list[int] | persistq.CorruptionError:
+    try:
+        with persistq.sync.Queue(str(path)) as q:
+            return list(q.get_many(100, block=False))
+    except persistq.CorruptionError as exc:
+        return exc

@@ -92,6 +92,12 @@ def validate_durability(durability: object) -> Durability:
     return durability
 
 
+def _meta_crc(meta: dict[str, Any]) -> int:
+    """CRC32 of the metadata's fields other than ``crc``, in a canonical form."""
+    body = {k: v for k, v in meta.items() if k != "crc"}
+    return zlib.crc32(json.dumps(body, sort_keys=True).encode("utf-8"))
+
+
 def frame(payload: bytes) -> bytes:
     """One record as stored: length, CRC32, payload."""
     head = _LEN.pack(len(payload))
@@ -380,13 +386,14 @@ class FileEngine:
                 os.unlink(self._seg_path(seg))
 
     def _write_meta(self, pos: Position) -> None:
-        meta = {
+        meta: dict[str, Any] = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "chunksize": self.chunksize,
             "serializer": self.serializer_name,
             "tail": [pos[0], pos[1]],
         }
+        meta["crc"] = _meta_crc(meta)
         data = json.dumps(meta, sort_keys=True).encode("utf-8") + b"\n"
         fd, tmp = tempfile.mkstemp(prefix=_META_TMP_PREFIX, dir=self.path)
         try:
@@ -513,6 +520,10 @@ class FileEngine:
         try:
             with open(meta_path, "rb") as f:
                 meta = json.loads(f.read())
+            # A flipped bit could still be valid JSON and move the position:
+            # the checksum makes any change an error instead of lost items.
+            if meta.get("format") == FORMAT_NAME and meta.get("crc") != _meta_crc(meta):
+                raise ValueError("checksum mismatch")
             if meta.get("format") != FORMAT_NAME:
                 raise ValueError("not a persistq file queue")
             if meta.get("version") != FORMAT_VERSION:
