@@ -196,6 +196,48 @@ class AckMachine(_QueueMachine):
         assert self.q.acked_count() == self.acked
 
 
+class FileQueueMachine(_QueueMachine):
+    """The file Queue: FIFO, and items got but not task_done come back on reopen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready: deque[int] = deque()
+        self.got: deque[int] = deque()
+
+    def open(self) -> Any:
+        return persistq.sync.Queue(self.dir + "/fq", chunksize=3)
+
+    @rule()
+    def reopen(self) -> None:
+        """Reopening gives back the items got but not marked done, first, in order."""
+        self.q.close()
+        self.ready = self.got + self.ready
+        self.got = deque()
+        self.q = self.open()
+
+    @rule(v=values)
+    def put(self, v: int) -> None:
+        self.q.put(v)
+        self.ready.append(v)
+
+    @precondition(lambda self: bool(self.ready))
+    @rule()
+    def get(self) -> None:
+        item = self.q.get_nowait()
+        assert item == self.ready.popleft()
+        self.got.append(item)
+
+    @precondition(lambda self: bool(self.got))
+    @rule()
+    def task_done(self) -> None:
+        self.q.task_done()
+        self.got.popleft()
+
+    @invariant()
+    def sizes_agree(self) -> None:
+        assert self.q.qsize() == len(self.ready)
+
+
 TestFifo = FifoMachine.TestCase
 TestFifo.settings = SETTINGS
 TestFilo = FiloMachine.TestCase
@@ -206,3 +248,5 @@ TestUnique = UniqueMachine.TestCase
 TestUnique.settings = SETTINGS
 TestAck = AckMachine.TestCase
 TestAck.settings = SETTINGS
+TestFileQueue = FileQueueMachine.TestCase
+TestFileQueue.settings = SETTINGS
