@@ -42,7 +42,25 @@ def open_sync(kind: str, path: str, durability: str) -> Any:
         return persistq.sync.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
     if kind == "file":
         return persistq.sync.Queue(path, durability="off" if d == "normal" else d)
+    if kind in ("mysql", "mysql_ack"):
+        return open_mysql(kind, path)
     raise SystemExit(f"unknown kind {kind}")
+
+
+def open_mysql(kind: str, path: str) -> Any:
+    """Open a MySQL queue named after the round's directory, on `make test`'s server."""
+    env = os.environ
+    kw: dict[str, Any] = dict(
+        host=env["PERSISTQ_MYSQL_HOST"],
+        port=int(env["PERSISTQ_MYSQL_PORT"]),
+        user=env["PERSISTQ_MYSQL_USER"],
+        password=env["PERSISTQ_MYSQL_PASSWORD"],
+        database=env["PERSISTQ_MYSQL_DATABASE"],
+        table_name="crash_" + os.path.basename(path),
+    )
+    if kind == "mysql_ack":
+        return persistq.sync.MySQLAckQueue(**kw, max_acked_length=10**9)
+    return persistq.sync.MySQLQueue(**kw)
 
 
 def run_sync(kind: str, path: str, durability: str, rng: random.Random) -> None:
@@ -64,7 +82,7 @@ def run_sync(kind: str, path: str, durability: str, rng: random.Random) -> None:
         except persistq.Empty:
             continue
         say(f"G {item}")
-        if kind == "ack":
+        if kind in ("ack", "mysql_ack"):
             q.ack(item)
             say(f"A {item}")
         elif kind in ("fifo_nocommit", "file"):

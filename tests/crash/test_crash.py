@@ -48,6 +48,11 @@ CONFIGS = [
     ("file", "full", "sync"),
     ("file", "normal", "sync"),
 ]
+if os.environ.get("PERSISTQ_MYSQL_HOST"):
+    # The MySQL kinds run against the throwaway MariaDB that `make test` starts.
+    CONFIGS += [("mysql", "full", "sync"), ("mysql_ack", "full", "sync")]
+elif os.environ.get("CI"):
+    raise RuntimeError("CI must run the MySQL crash cases: run the tests through `make test`")
 
 
 def _run_and_kill(kind: str, path: str, durability: str, api: str, seed: int) -> list[tuple[str, int]]:
@@ -91,6 +96,11 @@ def _open(kind: str, path: str, durability: str) -> Any:
         return persistq.sync.SQLiteQueue(path, auto_commit=False, durability=d)
     if kind == "ack":
         return persistq.sync.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
+    if kind in ("mysql", "mysql_ack"):
+        sys.path.insert(0, str(CHILD.parent))
+        from child import open_mysql
+
+        return open_mysql(kind, path)
     return persistq.sync.Queue(path, durability="off" if d == "normal" else d)
 
 
@@ -111,7 +121,7 @@ def _check(kind: str, path: str, durability: str, events: list[tuple[str, int]])
     assert len(gets) == len(set(gets)), f"an item was delivered twice: {gets}"
     q = _open(kind, path, durability)
     try:
-        if kind == "ack":
+        if kind in ("ack", "mysql_ack"):
             rows = q.queue()
             stored = [r["data"] for r in rows]
             status = {r["data"]: r["status"] for r in rows}
@@ -145,14 +155,14 @@ def _check(kind: str, path: str, durability: str, events: list[tuple[str, int]])
             missing = set(puts) - set(waiting) - consumed
             assert len(missing) <= 1, f"lost items: {sorted(missing)}"
             assert _order_ok(kind, waiting), f"order broken: {waiting[:20]}"
-            if kind == "fifo":
+            if kind in ("fifo", "mysql"):
                 assert gets == sorted(gets), "FIFO gets came out of order"
         # The queue still works after the kill.
         if kind == "priority":
             q.put(-1, priority=-1)
         else:
             q.put(-1)
-        if kind == "ack":
+        if kind in ("ack", "mysql_ack"):
             got = q.get(timeout=5)
             while got != -1:
                 got = q.get(timeout=5)
