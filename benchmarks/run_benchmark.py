@@ -1,0 +1,1766 @@
+"""persistq beside persist-queue 1.1.0 and diskcache: one process run, equal durability.
+
+Usage::
+
+    python benchmarks/run_benchmark.py [N=1000] [console|rst|json] [--repeats 3] [--only REGEX]
+                                       [--big 1000000] [--peer-big 100000] [--out-dir benchmarks]
+
+persist-queue's own interface (``N`` items per scenario, output format), with more scenarios, more peers and
+honest timing. ``make bench`` runs ``run_benchmark.py 1000 console``.
+
+How to read the numbers
+-----------------------
+* Every figure is **µs per item**, lower is better: the wall time of the measured phase divided by the
+  items it moved. Only the operations are timed: queue construction/opening, pre-filling and closing happen
+  outside the timed window. Each case runs once as a warm-up (with N/10 items), then ``--repeats`` times; the
+  table shows the **median**. Within a scenario the repeats of persistq and of its peers alternate, so a load
+  spike from other jobs on the machine hits both sides alike.
+* **speedup** = peer µs / persistq µs. ``> 1`` means persistq is faster by that factor, ``< 1`` slower.
+* Durability is equal on both sides of a row unless the row says otherwise: ``full`` = fsync per commit
+  (SQLite WAL + ``synchronous=FULL``, as persist-queue's ``SQLiteQueue``); ``normal`` = SQLite WAL +
+  ``synchronous=NORMAL`` (as diskcache); ``off`` = never fsync (as persist-queue's file ``Queue`` between
+  chunk rotations and its ``AsyncQueue`` always). persist-queue's ``AsyncSQLiteQueue`` uses a rollback
+  journal with ``synchronous=FULL``: durable.
+* "get N" includes what consumes the item: ``task_done()`` (queues) or ``ack()`` (ack queues).
+* Threaded and task scenarios report wall time / items: 8 threads putting N/8 items each, or 8 producers
+  and 8 consumers moving N items; likewise 100 (+100) tasks. persist-queue's async classes exist for asyncio
+  only; the trio rows are compared with persist-queue on asyncio.
+* persist-queue's async classes are slow (2-20 ms per item), so their cases move N/4 items, and a few
+  secondary rows (interleaved, UniqueQ/PriorityQueue/ack/file/MySQL) move N/2 (``HALF_N``), to keep ``make
+  bench`` under 10 minutes; per-item figures do not depend on N. Backlog rows: persist-queue does 200 gets.
+* The machine is shared and noisy (see the load averages in ``RESULTS.md``): single runs move by ±20 %;
+  trust ratios more than absolute times, and large ratios more than small ones.
+
+Outputs: the table on stdout (``console``, ``rst`` or ``json``), ``RESULTS.md`` (command, machine, table,
+DESIGN §4 targets) and ``results.png`` (items/s per scenario, log scale) in ``--out-dir``. Progress goes to
+stderr.
+
+Only public APIs of every library are used. persist-queue's ``PriorityQueue`` has no bulk insert, so its
+100,000-item backlog is written with ``sqlite3`` straight into the table it created (rows in its own format).
+MySQL rows run when ``PERSISTQ_MYSQL_HOST/PORT/USER/PASSWORD/DATABASE`` are set (``scripts/mariadb.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+import persistq
+import persistq.sync as pqs
+
+try:
+    import persistqueue
+    import persistqueue.serializers.pickle as pq_pickle
+except ImportError:  # the peer is optional: its rows are skipped
+    persistqueue = None
+    pq_pickle = None
+
+try:
+    import diskcache
+except ImportError:
+    diskcache = None
+
+try:
+    import trio  # noqa: F401  (anyio's trio backend)
+
+    HAVE_TRIO = True
+except ImportError:
+    HAVE_TRIO = False
+
+HERE = Path(__file__).resolve().parent
+PERSISTQ = "persistq"
+PQ = "persist-queue"
+DC = "diskcache"
+THREADS = 8
+TASKS = 100
+BATCH = 100
+SLOW_PEER = 0.25  # persist-queue's async classes (2-20 ms per item) run with N/4 items
+PEER_BIG_GETS = 50  # gets per run from persist-queue's PriorityQueue with its long backlog (a scan per get)
+# Scenarios run with N/2 items, to keep `make bench` under 10 minutes on a loaded 2-core machine: rows
+# that do two operations per item (interleaved) and the secondary kinds (their per-item cost is what
+# counts, not the item count).
+HALF_N = re.compile(
+    r"interleaved|^sync-(UniqueQ|PriorityQueue|ack)-|^sync-file-|^threads-ack|^mysql|file-full"
+)
+ATTEMPTS = 3  # a run that raises is reported and retried; the case fails after this many attempts
+DEADLINE = 300.0  # seconds: a threaded/task phase that takes longer is reported as an error, not a hang
+
+
+def payload(i: int) -> dict[str, Any]:
+    """The item every scenario moves (peers.md's payload), pickled by every library."""
+    return {"id": i, "body": "x" * 100}
+
+
+def make_items(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [payload(i) for i in range(start, start + n)]
+
+
+def chunks(seq: Sequence[Any], parts: int) -> list[Sequence[Any]]:
+    """Split ``seq`` into ``parts`` nearly equal slices (some may be empty)."""
+    k, r = divmod(len(seq), parts)
+    out, pos = [], 0
+    for p in range(parts):
+        size = k + (1 if p < r else 0)
+        out.append(seq[pos : pos + size])
+        pos += size
+    return out
+
+
+def quotas(n: int, parts: int) -> list[int]:
+    return [len(c) for c in chunks(range(n), parts)]
+
+
+# --------------------------------------------------------------------------- library adapters
+
+
+@dataclass
+class SyncKind:
+    """How to drive one blocking queue class: public API calls only."""
+
+    make: Callable[[Path], Any]
+    put: Callable[[Any, Any], Any]
+    get: Callable[[Any], Any]  # take one item that is known to be there, and consume it
+    try_get: Callable[[Any], bool]  # consumer thread: take one item or return False soon
+    close: Callable[[Any], None]
+    fill: Callable[[Any, list[Any]], None] | None = None  # untimed bulk fill; default: put loop
+    put_many: Callable[[Any, list[Any]], Any] | None = None
+    get_many: Callable[[Any, int], list[Any]] | None = None
+
+
+@dataclass
+class AsyncKind:
+    """How to drive one async queue class (``make`` returns an async context manager)."""
+
+    make: Callable[[Path], Any]
+    put: Callable[[Any, Any], Awaitable[Any]]
+    get: Callable[[Any], Awaitable[Any]]
+    try_get: Callable[[Any], Awaitable[bool]]
+    fill: Callable[[Any, list[Any]], Awaitable[None]] | None = None
+    put_many: Callable[[Any, list[Any]], Awaitable[Any]] | None = None
+    get_many: Callable[[Any, int], Awaitable[list[Any]]] | None = None
+
+
+def _fill_loop(kind: SyncKind, q: Any, data: list[Any]) -> None:
+    if kind.fill is not None:
+        kind.fill(q, data)
+    else:
+        for x in data:
+            kind.put(q, x)
+
+
+async def _afill_loop(kind: AsyncKind, q: Any, data: list[Any]) -> None:
+    if kind.fill is not None:
+        await kind.fill(q, data)
+    else:
+        for x in data:
+            await kind.put(q, x)
+
+
+def _pq_fill_many(q: Any, data: list[Any]) -> None:
+    for i in range(0, len(data), 10_000):
+        q.put_many(data[i : i + 10_000])
+
+
+# persistq, blocking (persistq.sync): one portal hand-off per call.
+def persistq_sync(cls: Any, **kw: Any) -> SyncKind:
+    def get(q: Any) -> Any:
+        x = q.get()
+        q.task_done()
+        return x
+
+    def try_get(q: Any) -> bool:
+        try:
+            q.get(timeout=0.5)
+        except persistq.Empty:
+            return False
+        q.task_done()
+        return True
+
+    return SyncKind(
+        make=lambda d: cls(str(d / "q"), **kw),
+        put=lambda q, x: q.put(x),
+        get=get,
+        try_get=try_get,
+        close=lambda q: q.close(),
+        fill=_pq_fill_many,
+        put_many=lambda q, xs: q.put_many(xs),
+        get_many=lambda q, k: q.get_many(k),
+    )
+
+
+def persistq_sync_ack(**kw: Any) -> SyncKind:
+    def get(q: Any) -> Any:
+        x = q.get()
+        q.ack(x)
+        return x
+
+    def try_get(q: Any) -> bool:
+        try:
+            x = q.get(timeout=0.5)
+        except persistq.Empty:
+            return False
+        q.ack(x)
+        return True
+
+    return SyncKind(
+        make=lambda d: pqs.SQLiteAckQueue(str(d / "q"), **kw),
+        put=lambda q, x: q.put(x),
+        get=get,
+        try_get=try_get,
+        close=lambda q: q.close(),
+        fill=_pq_fill_many,
+    )
+
+
+def persistq_sync_get_only(**kw: Any) -> SyncKind:
+    """persistq.sync.SQLiteQueue without task_done (auto_commit=True: the get alone consumes the item)."""
+    k = persistq_sync(pqs.SQLiteQueue, **kw)
+    k.get = lambda q: q.get()
+    return k
+
+
+def pq_sqlite(cls_name: str, **kw: Any) -> SyncKind:
+    """persist-queue's sync SQLite classes (each write commits with one fsync)."""
+
+    def get(q: Any) -> Any:
+        x = q.get()
+        q.task_done()
+        return x
+
+    def try_get(q: Any) -> bool:
+        try:
+            q.get(timeout=0.05)
+        except persistqueue.Empty:
+            return False
+        q.task_done()
+        return True
+
+    return SyncKind(
+        make=lambda d: getattr(persistqueue, cls_name)(str(d / "q"), **kw),
+        put=lambda q, x: q.put(x),
+        get=get,
+        try_get=try_get,
+        close=lambda q: q.close(),
+    )
+
+
+def pq_ack(**kw: Any) -> SyncKind:
+    def get(q: Any) -> Any:
+        x = q.get()
+        q.ack(x)
+        return x
+
+    def try_get(q: Any) -> bool:
+        try:
+            x = q.get(timeout=0.05)
+        except persistqueue.Empty:
+            return False
+        q.ack(x)
+        return True
+
+    return SyncKind(
+        make=lambda d: persistqueue.SQLiteAckQueue(str(d / "q"), **kw),
+        put=lambda q, x: q.put(x),
+        get=get,
+        try_get=try_get,
+        close=lambda q: q.close(),
+    )
+
+
+def pq_file() -> SyncKind:
+    """persist-queue's file Queue: no close(); get + task_done (which rewrites its info file)."""
+
+    def get(q: Any) -> Any:
+        x = q.get()
+        q.task_done()
+        return x
+
+    def try_get(q: Any) -> bool:
+        try:
+            q.get(timeout=0.05)
+        except persistqueue.Empty:
+            return False
+        q.task_done()
+        return True
+
+    return SyncKind(
+        make=lambda d: persistqueue.Queue(str(d / "q")),
+        put=lambda q, x: q.put(x),
+        get=get,
+        try_get=try_get,
+        close=lambda q: None,
+    )
+
+
+def dc_deque() -> SyncKind:
+    """diskcache's Deque: SQLite WAL + synchronous=NORMAL; popleft never blocks, so consumers poll."""
+
+    def try_get(q: Any) -> bool:
+        try:
+            q.popleft()
+        except IndexError:
+            time.sleep(0.0005)
+            return False
+        return True
+
+    return SyncKind(
+        make=lambda d: diskcache.Deque(directory=str(d / "q")),
+        put=lambda q, x: q.append(x),
+        get=lambda q: q.popleft(),
+        try_get=try_get,
+        close=lambda q: q.cache.close(),
+    )
+
+
+def persistq_async(cls: Any, ack: bool = False, **kw: Any) -> AsyncKind:
+    async def get(q: Any) -> Any:
+        x = await q.get()
+        if ack:
+            await q.ack(x)
+        else:
+            await q.task_done()
+        return x
+
+    async def try_get(q: Any) -> bool:
+        try:
+            x = await q.get(timeout=0.5)
+        except persistq.Empty:
+            return False
+        if ack:
+            await q.ack(x)
+        else:
+            await q.task_done()
+        return True
+
+    async def fill(q: Any, data: list[Any]) -> None:
+        for i in range(0, len(data), 10_000):
+            await q.put_many(data[i : i + 10_000])
+
+    async def put_many(q: Any, xs: list[Any]) -> Any:
+        return await q.put_many(xs)
+
+    async def get_many(q: Any, k: int) -> list[Any]:
+        return await q.get_many(k)  # type: ignore[no-any-return]
+
+    async def put(q: Any, x: Any) -> Any:
+        return await q.put(x)
+
+    return AsyncKind(
+        make=lambda d: cls(str(d / "q"), **kw),
+        put=put,
+        get=get,
+        try_get=try_get,
+        fill=fill,
+        put_many=put_many,
+        get_many=get_many,
+    )
+
+
+def pq_async(cls_name: str) -> AsyncKind:
+    """persist-queue's asyncio classes; AsyncSQLiteQueue takes a database *file*."""
+
+    def make(d: Path) -> Any:
+        cls = getattr(persistqueue, cls_name)
+        return cls(str(d / "q.db")) if cls_name == "AsyncSQLiteQueue" else cls(str(d / "q"))
+
+    async def put(q: Any, x: Any) -> Any:
+        return await q.put(x)
+
+    async def get(q: Any) -> Any:
+        x = await q.get()
+        await q.task_done()
+        return x
+
+    async def try_get(q: Any) -> bool:
+        try:
+            await q.get(timeout=0.05)
+        except persistqueue.Empty:
+            return False
+        await q.task_done()
+        return True
+
+    return AsyncKind(make=make, put=put, get=get, try_get=try_get)
+
+
+# --------------------------------------------------------------------------- timed phases
+# Each returns (seconds of the timed phase, items moved in it).
+
+Run = Callable[[Path, int], tuple[float, int]]
+
+
+def seq_put(kind: SyncKind) -> Run:
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+        q = kind.make(d)
+        try:
+            put = kind.put
+            t0 = time.perf_counter()
+            for x in data:
+                put(q, x)
+            return time.perf_counter() - t0, n
+        finally:
+            kind.close(q)
+
+    return run
+
+
+def seq_get(kind: SyncKind) -> Run:
+    def run(d: Path, n: int) -> tuple[float, int]:
+        q = kind.make(d)
+        try:
+            _fill_loop(kind, q, make_items(n))
+            get = kind.get
+            t0 = time.perf_counter()
+            for _ in range(n):
+                get(q)
+            return time.perf_counter() - t0, n
+        finally:
+            kind.close(q)
+
+    return run
+
+
+def seq_interleaved(kind: SyncKind) -> Run:
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+        q = kind.make(d)
+        try:
+            put, get = kind.put, kind.get
+            t0 = time.perf_counter()
+            for x in data:
+                put(q, x)
+                get(q)
+            return time.perf_counter() - t0, n
+        finally:
+            kind.close(q)
+
+    return run
+
+
+def seq_put_many(kind: SyncKind) -> Run:
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+        batches = [data[i : i + BATCH] for i in range(0, n, BATCH)]
+        q = kind.make(d)
+        try:
+            assert kind.put_many is not None
+            put_many = kind.put_many
+            t0 = time.perf_counter()
+            for b in batches:
+                put_many(q, b)
+            return time.perf_counter() - t0, n
+        finally:
+            kind.close(q)
+
+    return run
+
+
+def seq_get_many(kind: SyncKind) -> Run:
+    def run(d: Path, n: int) -> tuple[float, int]:
+        q = kind.make(d)
+        try:
+            _fill_loop(kind, q, make_items(n))
+            assert kind.get_many is not None
+            get_many = kind.get_many
+            got = 0
+            t0 = time.perf_counter()
+            while got < n:
+                got += len(get_many(q, BATCH))
+            return time.perf_counter() - t0, n
+        finally:
+            kind.close(q)
+
+    return run
+
+
+def threaded(kind: SyncKind, producers: int, consumers: int) -> Run:
+    """``producers`` threads put N items between them; ``consumers`` threads take them all (wall time)."""
+
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+        q = kind.make(d)
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(producers + consumers + 1)
+        deadline = [0.0]
+
+        def produce(part: Sequence[Any]) -> None:
+            try:
+                barrier.wait()
+                for x in part:
+                    kind.put(q, x)
+            except BaseException as exc:  # noqa: BLE001  (re-raised after the join)
+                errors.append(exc)
+
+        def consume(quota: int) -> None:
+            try:
+                barrier.wait()
+                got = 0
+                while got < quota:
+                    if kind.try_get(q):
+                        got += 1
+                    elif time.monotonic() > deadline[0] or errors:
+                        raise TimeoutError(f"consumer got {got} of {quota}")
+            except BaseException as exc:  # noqa: BLE001  (re-raised after the join)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=produce, args=(p,)) for p in chunks(data, producers)]
+        threads += (
+            [threading.Thread(target=consume, args=(k,)) for k in quotas(n, consumers)] if consumers else []
+        )
+        try:
+            for t in threads:
+                t.start()
+            deadline[0] = time.monotonic() + DEADLINE
+            barrier.wait()
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join()
+            dt = time.perf_counter() - t0
+        finally:
+            for t in threads:
+                t.join()
+            kind.close(q)
+        if errors:
+            raise errors[0]
+        return dt, n
+
+    return run
+
+
+def _backend_run(backend: str, fn: Callable[[], Awaitable[tuple[float, int]]]) -> tuple[float, int]:
+    return anyio.run(fn, backend=backend)  # type: ignore[arg-type]
+
+
+def aseq(kind: AsyncKind, backend: str, op: str) -> Run:
+    """Sequential async phases on ``backend``: ``op`` is put, get, interleaved, put_many or get_many."""
+
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+
+        async def main() -> tuple[float, int]:
+            async with kind.make(d) as q:
+                if op in ("get", "get_many"):
+                    await _afill_loop(kind, q, data)
+                t0 = time.perf_counter()
+                if op == "put":
+                    for x in data:
+                        await kind.put(q, x)
+                elif op == "get":
+                    for _ in range(n):
+                        await kind.get(q)
+                elif op == "interleaved":
+                    for x in data:
+                        await kind.put(q, x)
+                        await kind.get(q)
+                elif op == "put_many":
+                    assert kind.put_many is not None
+                    for i in range(0, n, BATCH):
+                        await kind.put_many(q, data[i : i + BATCH])
+                elif op == "get_many":
+                    assert kind.get_many is not None
+                    got = 0
+                    while got < n:
+                        got += len(await kind.get_many(q, BATCH))
+                else:
+                    raise ValueError(op)
+                return time.perf_counter() - t0, n
+
+        return _backend_run(backend, main)
+
+    return run
+
+
+def atasks(kind: AsyncKind, backend: str, producers: int, consumers: int) -> Run:
+    """``producers`` tasks put N items between them, ``consumers`` tasks take them all (wall time)."""
+
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+
+        async def main() -> tuple[float, int]:
+            async with kind.make(d) as q:
+                deadline = time.monotonic() + DEADLINE
+
+                async def produce(part: Sequence[Any]) -> None:
+                    for x in part:
+                        await kind.put(q, x)
+
+                async def consume(quota: int) -> None:
+                    got = 0
+                    while got < quota:
+                        if await kind.try_get(q):
+                            got += 1
+                        elif time.monotonic() > deadline:
+                            raise TimeoutError(f"consumer got {got} of {quota}")
+
+                t0 = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for part in chunks(data, producers):
+                        tg.start_soon(produce, part)
+                    for quota in quotas(n, consumers) if consumers else []:
+                        tg.start_soon(consume, quota)
+                return time.perf_counter() - t0, n
+
+        return _backend_run(backend, main)
+
+    return run
+
+
+# --------------------------------------------------------------------------- gets with a long backlog
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class BacklogGet:
+    """Gets from a queue that holds ``waiting`` items: filled once (untimed), topped up by n before each run.
+
+    Also records the resident-memory growth of opening the filled queue and getting from it (``memory``).
+    """
+
+    def __init__(self, lib: str, cls_name: str, waiting: int, max_gets: int | None = None) -> None:
+        self.lib, self.cls_name, self.waiting, self.max_gets = lib, cls_name, waiting, max_gets
+        self.q: Any = None
+        self.dir: Path | None = None
+        self.next_id = 0
+        self.memory: int | None = None
+
+    def _open(self) -> Any:
+        assert self.dir is not None
+        if self.lib == PERSISTQ:
+            return getattr(pqs, self.cls_name)(str(self.dir / "q"))
+        return getattr(persistqueue, self.cls_name)(str(self.dir / "q"))
+
+    def _put_batch(self, q: Any, count: int) -> None:
+        data = make_items(count, self.next_id)
+        self.next_id += count
+        if self.lib == PERSISTQ:
+            for i in range(0, len(data), 10_000):
+                part = data[i : i + 10_000]
+                if self.cls_name == "PriorityQueue":
+                    q.put_many(part, priority=0)
+                else:
+                    q.put_many(part)
+        elif self.cls_name == "PriorityQueue":
+            for x in data:
+                q.put(x, priority=0)
+        else:
+            for x in data:
+                q.put(x)
+
+    def _bulk_fill_peer(self) -> None:
+        # persist-queue has no bulk insert: write rows in its own format into the table it created.
+        assert self.dir is not None
+        table = "priority_queue_default" if self.cls_name == "PriorityQueue" else "queue_default"
+        conn = sqlite3.connect(str(self.dir / "q" / "data.db"))
+        try:
+            now = time.time()
+            with conn:
+                conn.execute("PRAGMA synchronous=OFF")
+                for start in range(0, self.waiting, 10_000):
+                    rows = [
+                        (pq_pickle.dumps(payload(i)), now + i * 1e-6, 0)
+                        for i in range(start, min(self.waiting, start + 10_000))
+                    ]
+                    if self.cls_name == "PriorityQueue":
+                        conn.executemany(
+                            f"INSERT INTO {table} (data, timestamp, priority) VALUES (?,?,?)", rows
+                        )
+                    else:
+                        conn.executemany(
+                            f"INSERT INTO {table} (data, timestamp) VALUES (?,?)", [r[:2] for r in rows]
+                        )
+            self.next_id = self.waiting
+        finally:
+            conn.close()
+
+    def setup(self, root: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(dir=root))
+        q = self._open()
+        if self.lib == PERSISTQ:
+            self._put_batch(q, self.waiting)
+            q.close()
+        else:
+            q.close()
+            self._bulk_fill_peer()
+        # Memory: open the filled queue and get from it, relative to before the open.
+        before = rss_bytes()
+        self.q = self._open()
+        self.q.get()
+        self.memory = rss_bytes() - before
+        self._put_batch(self.q, 1)
+
+    def __call__(self, root: Path, n: int) -> tuple[float, int]:
+        if self.q is None:
+            self.setup(root)
+        q = self.q
+        k = n if self.max_gets is None else min(n, self.max_gets)
+        self._put_batch(q, k)
+        t0 = time.perf_counter()
+        for _ in range(k):
+            q.get()
+        return time.perf_counter() - t0, k
+
+    def close(self) -> None:
+        if self.q is not None:
+            with contextlib.suppress(Exception):
+                self.q.close()
+            self.q = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- MySQL
+
+
+def mysql_env() -> dict[str, Any] | None:
+    keys = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")
+    env = {k: os.environ.get(f"PERSISTQ_MYSQL_{k}") for k in keys}
+    if not env["HOST"] or not env["USER"] or not env["DATABASE"]:
+        return None
+    return {
+        "host": env["HOST"],
+        "port": int(env["PORT"] or 3306),
+        "user": env["USER"],
+        "passwd": env["PASSWORD"] or "",
+        "db_name": env["DATABASE"],
+    }
+
+
+def mysql_kind(lib: str, cfg: dict[str, Any]) -> SyncKind:
+    """Each queue gets a fresh table, dropped on close."""
+
+    def make(d: Path) -> Any:
+        name = "bench_" + uuid.uuid4().hex[:12]
+        cls = pqs.MySQLQueue if lib == PERSISTQ else persistqueue.MySQLQueue
+        q = cls(name=name, **cfg)
+        _tables[id(q)] = f"queue_{name}"
+        return q
+
+    def close(q: Any) -> None:
+        with contextlib.suppress(AttributeError):
+            q.close()  # persist-queue's MySQLQueue has no close()
+        table = _tables.pop(id(q))
+        import pymysql
+
+        conn = pymysql.connect(
+            host=cfg["host"],
+            port=cfg["port"],
+            user=cfg["user"],
+            password=cfg["passwd"],
+            database=cfg["db_name"],
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+            conn.commit()
+        finally:
+            conn.close()
+
+    base = persistq_sync(pqs.SQLiteQueue) if lib == PERSISTQ else pq_sqlite("SQLiteQueue")
+    return SyncKind(
+        make=make,
+        put=base.put,
+        get=base.get,
+        try_get=base.try_get,
+        close=close,
+        fill=base.fill,
+    )
+
+
+_tables: dict[int, str] = {}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Case:
+    key: str
+    lib: str
+    label: str
+    run: Run
+    close: Callable[[], None] | None = None
+    scale: float = 1.0  # runs with N * scale items (slow peers: µs/item does not depend on it)
+
+
+@dataclass
+class Scenario:
+    sid: str
+    title: str
+    ours: Case
+    peers: list[Case] = field(default_factory=list)
+    note: str = ""
+    group: str = ""  # consecutive scenarios with the same group are measured together, interleaved
+    scale: float = 1.0  # N * scale items for every case first measured here (see HALF_N)
+
+
+@dataclass
+class Measurement:
+    us: float | None  # median µs per item
+    samples: list[float]
+    items: int
+    error: str | None = None
+
+
+def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
+    have_pq = persistqueue is not None
+    have_dc = diskcache is not None
+    sc: list[Scenario] = []
+
+    def peer(key: str, label: str, run: Run, lib: str = PQ, scale: float = 1.0) -> list[Case]:
+        if (lib == PQ and not have_pq) or (lib == DC and not have_dc):
+            return []
+        return [Case(key, lib, label, run, scale=scale)]
+
+    # --- SQLite FIFO, sync, sequential
+    for dur in ("full", "normal"):
+        ours = persistq_sync(pqs.SQLiteQueue, durability=dur)
+        for op, fn, pfn in (
+            ("put N", seq_put, seq_put),
+            ("get N (+task_done)", seq_get, seq_get),
+            ("put+get interleaved", seq_interleaved, seq_interleaved),
+        ):
+            if dur == "full":
+                peers = peer(f"pq-sqlite-{op}", "persist-queue SQLiteQueue", pfn(pq_sqlite("SQLiteQueue")))
+            else:
+                peers = peer(f"dc-deque-{op}", "diskcache Deque", pfn(dc_deque()), DC)
+            sc.append(
+                Scenario(
+                    f"sync-sqlite-{dur}-{op}",
+                    f"sync SQLiteQueue {dur}: {op}",
+                    Case(
+                        f"ours-sync-sqlite-{dur}-{op}", PERSISTQ, f"persistq.sync.SQLiteQueue {dur}", fn(ours)
+                    ),
+                    peers,
+                )
+            )
+    sc.append(
+        Scenario(
+            "sync-sqlite-full-get-only",
+            "sync SQLiteQueue full: get N (no task_done)",
+            Case(
+                "ours-sync-get-only",
+                PERSISTQ,
+                "persistq.sync.SQLiteQueue full",
+                seq_get(persistq_sync_get_only()),
+            ),
+            peer(
+                "pq-sqlite-get N (+task_done)", "persist-queue SQLiteQueue", seq_get(pq_sqlite("SQLiteQueue"))
+            ),
+            note="persist-queue's task_done is a no-op with auto_commit=True",
+        )
+    )
+
+    # --- other SQLite kinds, sync, full
+    for cls_name in ("UniqueQ", "PriorityQueue"):
+        ours = persistq_sync(getattr(pqs, cls_name))
+        for op, fn in (("put N", seq_put), ("get N (+task_done)", seq_get)):
+            sc.append(
+                Scenario(
+                    f"sync-{cls_name}-{op}",
+                    f"sync {cls_name} full: {op}",
+                    Case(f"ours-sync-{cls_name}-{op}", PERSISTQ, f"persistq.sync.{cls_name}", fn(ours)),
+                    peer(f"pq-{cls_name}-{op}", f"persist-queue {cls_name}", fn(pq_sqlite(cls_name))),
+                )
+            )
+
+    # --- ack queue
+    for op, fn in (("put N", seq_put), ("get+ack N", seq_get)):
+        sc.append(
+            Scenario(
+                f"sync-ack-{op}",
+                f"sync SQLiteAckQueue full: {op}",
+                Case(
+                    f"ours-sync-ack-{op}", PERSISTQ, "persistq.sync.SQLiteAckQueue", fn(persistq_sync_ack())
+                ),
+                peer(f"pq-ack-{op}", "persist-queue SQLiteAckQueue", fn(pq_ack())),
+            )
+        )
+
+    # --- file queue, sync
+    for dur in ("full", "off"):
+        ours = persistq_sync(pqs.Queue, durability=dur)
+        for op, fn in (
+            ("put N", seq_put),
+            ("get N (+task_done)", seq_get),
+            ("put+get interleaved", seq_interleaved),
+        ):
+            sc.append(
+                Scenario(
+                    f"sync-file-{dur}-{op}",
+                    f"sync file Queue {dur}: {op}",
+                    Case(f"ours-sync-file-{dur}-{op}", PERSISTQ, f"persistq.sync.Queue {dur}", fn(ours)),
+                    peer(f"pq-file-{op}", "persist-queue Queue (fsync per chunk)", fn(pq_file())),
+                    note=""
+                    if dur == "off"
+                    else "persistq fsyncs every put/task_done; persist-queue does not",
+                )
+            )
+
+    # --- threads (sync API)
+    for dur in ("full", "normal"):
+        ours = persistq_sync(pqs.SQLiteQueue, durability=dur)
+        for label, prod, cons in (
+            (f"{THREADS} threads put N", THREADS, 0),
+            (f"{THREADS}+{THREADS} threads put/get N", THREADS, THREADS),
+        ):
+            if dur == "full":
+                peers = peer(
+                    f"pq-sqlite-threads-{prod}-{cons}",
+                    f"persist-queue SQLiteQueue(multithreading=True), {label.split(' ')[0]} threads",
+                    threaded(pq_sqlite("SQLiteQueue", multithreading=True), prod, cons),
+                )
+            else:
+                peers = peer(
+                    f"dc-threads-{prod}-{cons}", "diskcache Deque", threaded(dc_deque(), prod, cons), DC
+                )
+            sc.append(
+                Scenario(
+                    f"threads-{dur}-{prod}-{cons}",
+                    f"sync SQLiteQueue {dur}: {label}",
+                    Case(
+                        f"ours-threads-{dur}-{prod}-{cons}",
+                        PERSISTQ,
+                        f"persistq.sync.SQLiteQueue {dur}",
+                        threaded(ours, prod, cons),
+                    ),
+                    peers,
+                )
+            )
+    sc.append(
+        Scenario(
+            "threads-ack-8-8",
+            f"sync SQLiteAckQueue full: {THREADS}+{THREADS} threads put/get+ack N",
+            Case(
+                "ours-threads-ack",
+                PERSISTQ,
+                "persistq.sync.SQLiteAckQueue",
+                threaded(persistq_sync_ack(), THREADS, THREADS),
+            ),
+            peer(
+                "pq-threads-ack",
+                "persist-queue SQLiteAckQueue(multithreading=True)",
+                threaded(pq_ack(multithreading=True), THREADS, THREADS),
+            ),
+        )
+    )
+
+    # --- async, sequential and tasks
+    backends = ["asyncio"] + (["trio"] if HAVE_TRIO else [])
+    for backend in backends:
+        ours_sql = persistq_async(persistq.SQLiteQueue)
+        for op in ("put", "get", "interleaved"):
+            opname = {"put": "put N", "get": "get N (+task_done)", "interleaved": "put+get interleaved"}[op]
+            sc.append(
+                Scenario(
+                    f"async-{backend}-sqlite-{op}",
+                    f"async SQLiteQueue full ({backend}): {opname}",
+                    Case(
+                        f"ours-async-{backend}-sqlite-{op}",
+                        PERSISTQ,
+                        f"persistq.SQLiteQueue on {backend}",
+                        aseq(ours_sql, backend, op),
+                    ),
+                    peer(
+                        f"pq-async-sqlite-{op}",
+                        "persist-queue AsyncSQLiteQueue (asyncio)",
+                        aseq(pq_async("AsyncSQLiteQueue"), "asyncio", op),
+                        scale=SLOW_PEER,
+                    ),
+                )
+            )
+        for dur in ("full", "off") if backend == "asyncio" else ("off",):
+            ours_file = persistq_async(persistq.Queue, durability=dur)
+            for op in ("put", "get"):
+                opname = {"put": "put N", "get": "get N (+task_done)"}[op]
+                sc.append(
+                    Scenario(
+                        f"async-{backend}-file-{dur}-{op}",
+                        f"async file Queue {dur} ({backend}): {opname}",
+                        Case(
+                            f"ours-async-{backend}-file-{dur}-{op}",
+                            PERSISTQ,
+                            f"persistq.Queue {dur} on {backend}",
+                            aseq(ours_file, backend, op),
+                        ),
+                        peer(
+                            f"pq-async-file-{op}",
+                            "persist-queue AsyncQueue (asyncio, never fsyncs)",
+                            aseq(pq_async("AsyncQueue"), "asyncio", op),
+                            scale=SLOW_PEER,
+                        ),
+                    )
+                )
+        for label, prod, cons in (
+            (f"{TASKS} tasks put N", TASKS, 0),
+            (f"{TASKS}+{TASKS} tasks put/get N", TASKS, TASKS),
+        ):
+            sc.append(
+                Scenario(
+                    f"tasks-{backend}-sqlite-{prod}-{cons}",
+                    f"async SQLiteQueue full ({backend}): {label}",
+                    Case(
+                        f"ours-tasks-{backend}-{prod}-{cons}",
+                        PERSISTQ,
+                        f"persistq.SQLiteQueue on {backend}",
+                        atasks(ours_sql, backend, prod, cons),
+                    ),
+                    peer(
+                        f"pq-tasks-sqlite-{prod}-{cons}",
+                        "persist-queue AsyncSQLiteQueue (asyncio)",
+                        atasks(pq_async("AsyncSQLiteQueue"), "asyncio", prod, cons),
+                        scale=SLOW_PEER,
+                    ),
+                )
+            )
+        sc.append(
+            Scenario(
+                f"tasks-{backend}-file-off-{TASKS}-{TASKS}",
+                f"async file Queue off ({backend}): {TASKS}+{TASKS} tasks put/get N",
+                Case(
+                    f"ours-tasks-{backend}-file",
+                    PERSISTQ,
+                    f"persistq.Queue off on {backend}",
+                    atasks(persistq_async(persistq.Queue, durability="off"), backend, TASKS, TASKS),
+                ),
+                peer(
+                    "pq-tasks-file",
+                    "persist-queue AsyncQueue (asyncio)",
+                    atasks(pq_async("AsyncQueue"), "asyncio", TASKS, TASKS),
+                    scale=SLOW_PEER,
+                ),
+            )
+        )
+
+    # --- batches of 100 (durable); persist-queue has no put_many: compared with its per-item loop
+    pq_put_loop = peer(
+        "pq-sqlite-put N",
+        "persist-queue SQLiteQueue (put loop: no put_many)",
+        seq_put(pq_sqlite("SQLiteQueue")),
+    )
+    pq_get_loop = peer(
+        "pq-sqlite-get N (+task_done)",
+        "persist-queue SQLiteQueue (get loop: no get_many)",
+        seq_get(pq_sqlite("SQLiteQueue")),
+    )
+    for cls_name in ("SQLiteQueue", "Queue"):
+        kind = persistq_sync(getattr(pqs, cls_name))
+        sc.append(
+            Scenario(
+                f"sync-{cls_name}-put_many",
+                f"sync {cls_name} full: put_many x{BATCH}",
+                Case(
+                    f"ours-sync-{cls_name}-put_many",
+                    PERSISTQ,
+                    f"persistq.sync.{cls_name}",
+                    seq_put_many(kind),
+                ),
+                pq_put_loop if cls_name == "SQLiteQueue" else [],
+            )
+        )
+        sc.append(
+            Scenario(
+                f"sync-{cls_name}-get_many",
+                f"sync {cls_name} full: get_many x{BATCH}",
+                Case(
+                    f"ours-sync-{cls_name}-get_many",
+                    PERSISTQ,
+                    f"persistq.sync.{cls_name}",
+                    seq_get_many(kind),
+                ),
+                pq_get_loop if cls_name == "SQLiteQueue" else [],
+            )
+        )
+    for backend in backends:
+        kind_a = persistq_async(persistq.SQLiteQueue)
+        for op in ("put_many", "get_many"):
+            sc.append(
+                Scenario(
+                    f"async-{backend}-{op}",
+                    f"async SQLiteQueue full ({backend}): {op} x{BATCH}",
+                    Case(
+                        f"ours-async-{backend}-{op}",
+                        PERSISTQ,
+                        f"persistq.SQLiteQueue on {backend}",
+                        aseq(kind_a, backend, op),
+                    ),
+                )
+            )
+
+    # --- gets with a long backlog
+    big, peer_big = args.big, args.peer_big
+    for cls_name in ("SQLiteQueue", "PriorityQueue"):
+        for waiting in (1000, big):
+            bg = BacklogGet(PERSISTQ, cls_name, waiting)
+            peers: list[Case] = []
+            if have_pq and cls_name == "PriorityQueue":
+                pw = 1000 if waiting == 1000 else peer_big
+                pbg = BacklogGet(PQ, cls_name, pw, max_gets=200 if pw == 1000 else PEER_BIG_GETS)
+                peers = [
+                    Case(
+                        f"pq-backlog-{cls_name}-{pw}",
+                        PQ,
+                        f"persist-queue PriorityQueue, {pw:,} waiting",
+                        pbg,
+                        pbg.close,
+                    )
+                ]
+            elif have_pq:
+                pbg = BacklogGet(PQ, cls_name, waiting, max_gets=200)
+                peers = [
+                    Case(
+                        f"pq-backlog-{cls_name}-{waiting}",
+                        PQ,
+                        f"persist-queue SQLiteQueue, {waiting:,} waiting",
+                        pbg,
+                        pbg.close,
+                    )
+                ]
+            sc.append(
+                Scenario(
+                    f"backlog-{cls_name}-{waiting}",
+                    f"sync {cls_name} full: get with {waiting:,} waiting",
+                    Case(
+                        f"ours-backlog-{cls_name}-{waiting}",
+                        PERSISTQ,
+                        f"persistq.sync.{cls_name}",
+                        bg,
+                        bg.close,
+                    ),
+                    peers,
+                    note="get only (auto_commit=True consumes); the 1,000 and the long backlog are measured "
+                    "interleaved, so load changes hit both",
+                    group=f"backlog-{cls_name}",
+                )
+            )
+
+    # --- MySQL
+    cfg = mysql_env()
+    if cfg is not None:
+        ours_m, pq_m = mysql_kind(PERSISTQ, cfg), (mysql_kind(PQ, cfg) if have_pq else None)
+        for op, fn in (("put N", seq_put), ("get N (+task_done)", seq_get)):
+            sc.append(
+                Scenario(
+                    f"mysql-{op}",
+                    f"MySQLQueue: {op}",
+                    Case(f"ours-mysql-{op}", PERSISTQ, "persistq.sync.MySQLQueue", fn(ours_m)),
+                    [Case(f"pq-mysql-{op}", PQ, "persist-queue MySQLQueue", fn(pq_m))] if pq_m else [],
+                )
+            )
+        sc.append(
+            Scenario(
+                "mysql-threads",
+                f"MySQLQueue: {THREADS} threads put N",
+                Case(
+                    "ours-mysql-threads", PERSISTQ, "persistq.sync.MySQLQueue", threaded(ours_m, THREADS, 0)
+                ),
+                [Case("pq-mysql-threads", PQ, "persist-queue MySQLQueue", threaded(pq_m, THREADS, 0))]
+                if pq_m
+                else [],
+            )
+        )
+
+    for s in sc:
+        if HALF_N.search(s.sid):
+            s.scale = 0.5
+    if args.only:
+        rx = re.compile(args.only)
+        sc = [s for s in sc if rx.search(s.sid) or rx.search(s.title)]
+    return sc
+
+
+# --------------------------------------------------------------------------- running
+
+
+class Runner:
+    def __init__(self, root: Path, n: int, repeats: int) -> None:
+        self.root, self.n, self.repeats = root, n, repeats
+        self.results: dict[str, Measurement] = {}
+        self.failures: list[str] = []  # every failed run, retried up to ATTEMPTS times
+
+    def _once(self, case: Case, n: int) -> tuple[float, int]:
+        d = Path(tempfile.mkdtemp(dir=self.root))
+        try:
+            return case.run(d, n)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def scenario(self, idx: int, total: int, group: list[Scenario]) -> None:
+        """Measure the cases of ``group`` (usually one scenario), their repeats interleaved."""
+        cases: list[tuple[Scenario, Case]] = []
+        for s in group:
+            for c in [s.ours, *s.peers]:
+                if c.key not in self.results and all(c.key != k.key for _, k in cases):
+                    cases.append((s, c))
+        samples: dict[str, list[float]] = {c.key: [] for _, c in cases}
+        items: dict[str, int] = {}
+        errors: dict[str, str] = {}
+        for rep in range(-1, self.repeats):
+            for s, c in cases:
+                if c.key in errors:
+                    continue
+                what = "warm-up" if rep < 0 else f"repeat {rep + 1}/{self.repeats}"
+                n = max(1, round(self.n * c.scale * s.scale))
+                for attempt in range(1, ATTEMPTS + 1):
+                    progress(f"[{idx}/{total}] {s.title} | {c.label} | {what}")
+                    try:
+                        dt, k = self._once(c, max(10, n // 10) if rep < 0 else n)
+                        break
+                    except Exception as exc:  # noqa: BLE001  (reported; the run goes on)
+                        msg = f"{type(exc).__name__}: {exc}"
+                        self.failures.append(f"{c.label} ({s.title}), {what}, attempt {attempt}: {msg}")
+                        traceback.print_exc(file=sys.stderr)
+                else:
+                    errors[c.key] = msg
+                    continue
+                if rep >= 0:
+                    samples[c.key].append(dt / k * 1e6)
+                    items[c.key] = k
+        for _, c in cases:
+            if c.close is not None:
+                c.close()
+            if c.key in errors:
+                self.results[c.key] = Measurement(None, samples[c.key], items.get(c.key, 0), errors[c.key])
+            else:
+                self.results[c.key] = Measurement(
+                    statistics.median(samples[c.key]), samples[c.key], items[c.key]
+                )
+
+
+_tty = sys.stderr.isatty()
+
+
+def progress(msg: str) -> None:
+    if _tty:
+        sys.stderr.write("\r\x1b[K" + msg[:160])
+    else:
+        sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def fmt_us(m: Measurement | None) -> str:
+    if m is None:
+        return "—"
+    if m.us is None:
+        return "error"
+    return f"{m.us:,.1f}" if m.us < 100 else f"{m.us:,.0f}"
+
+
+def speedup(ours: Measurement, other: Measurement | None) -> float | None:
+    if other is None or ours.us is None or other.us is None or ours.us == 0:
+        return None
+    return other.us / ours.us
+
+
+def table_rows(scenarios: list[Scenario], res: dict[str, Measurement]) -> list[list[str]]:
+    rows = []
+    for s in scenarios:
+        ours = res[s.ours.key]
+        first = True
+        for p in s.peers or [None]:
+            pm = res.get(p.key) if p else None
+            r = speedup(ours, pm)
+            rows.append(
+                [
+                    s.title if first else "",
+                    fmt_us(ours) if first else "",
+                    p.label if p else "—",
+                    fmt_us(pm) if p else "—",
+                    f"{r:.2f}x" if r is not None else "—",
+                ]
+            )
+            first = False
+    return rows
+
+
+HEADER = ["scenario", "persistq µs/item", "peer", "peer µs/item", "speedup (peer/persistq)"]
+
+
+def render_console(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    right = {1, 3, 4}
+
+    def line(r: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return "\n".join([line(HEADER), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def render_rst(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    sep = " ".join("=" * w for w in widths)
+
+    def line(r: list[str]) -> str:
+        return " ".join(
+            (c or "..").ljust(w) if i == 0 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return "\n".join([sep, line(HEADER), sep, *(line(r) for r in rows), sep])
+
+
+def render_md(rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(HEADER) + " |", "|---|---:|---|---:|---:|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def evaluate_targets(
+    scenarios: list[Scenario], res: dict[str, Measurement], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """DESIGN §4 targets, each as measured ratio against its threshold."""
+    by_sid = {s.sid: s for s in scenarios}
+    out: list[dict[str, Any]] = []
+
+    def us(key: str) -> float | None:
+        m = res.get(key)
+        return m.us if m else None
+
+    def add(target: str, measured: str, value: float | None, ok: bool | None, how: str) -> None:
+        out.append({"target": target, "measured": measured, "value": value, "met": ok, "verdict": how})
+
+    def versus(sid: str, peer_idx: int = 0) -> tuple[float | None, float | None]:
+        s = by_sid.get(sid)
+        if s is None or len(s.peers) <= peer_idx:
+            return None, None
+        return us(s.ours.key), us(s.peers[peer_idx].key)
+
+    # 1. sync sequential within 1.3x of persist-queue SQLiteQueue (time ratio persistq / persist-queue <= 1.3)
+    for sid, what in (
+        ("sync-sqlite-full-put N", "put"),
+        ("sync-sqlite-full-get N (+task_done)", "get + task_done"),
+        ("sync-sqlite-full-get-only", "get (no task_done)"),
+    ):
+        o, p = versus(sid)
+        if o and p:
+            r = o / p
+            add(
+                "sync sequential durable within 1.3x of persist-queue SQLiteQueue",
+                f"{what}: persistq takes {r:.2f}x persist-queue's time",
+                r,
+                r <= 1.3,
+                "met" if r <= 1.3 else f"not met: {r / 1.3:.2f}x over the 1.3x bound",
+            )
+    # 2. async sequential >= 3x AsyncSQLiteQueue / AsyncQueue
+    for backend in ("asyncio", "trio"):
+        for sid, what in (
+            (f"async-{backend}-sqlite-put", "SQLiteQueue put vs AsyncSQLiteQueue"),
+            (f"async-{backend}-sqlite-get", "SQLiteQueue get+task_done vs AsyncSQLiteQueue"),
+            (f"async-{backend}-file-off-put", "file Queue off put vs AsyncQueue"),
+            (f"async-{backend}-file-off-get", "file Queue off get+task_done vs AsyncQueue"),
+            (f"async-{backend}-file-full-put", "file Queue full put vs AsyncQueue (stricter durability)"),
+            (
+                f"async-{backend}-file-full-get",
+                "file Queue full get+task_done vs AsyncQueue (stricter durability)",
+            ),
+        ):
+            o, p = versus(sid)
+            if o and p:
+                r = p / o
+                add(
+                    "async sequential >= 3x persist-queue Async*",
+                    f"{backend}: {what}: {r:.2f}x",
+                    r,
+                    r >= 3,
+                    "met" if r >= 3 else f"not met: {3 / r:.2f}x short",
+                )
+    # 3. 8 threads or 100 tasks putting durably >= 10x persist-queue SQLiteQueue with 8 threads
+    pq8 = us("pq-sqlite-threads-8-0")
+    if pq8:
+        for key, what in (
+            ("ours-threads-full-8-0", "8 threads (sync)"),
+            ("ours-tasks-asyncio-100-0", "100 tasks (asyncio)"),
+            ("ours-tasks-trio-100-0", "100 tasks (trio)"),
+        ):
+            o = us(key)
+            if o:
+                r = pq8 / o
+                add(
+                    "8 threads / 100 tasks putting durably >= 10x persist-queue 8 threads",
+                    f"{what}: {r:.2f}x",
+                    r,
+                    r >= 10,
+                    "met" if r >= 10 else f"not met: {10 / r:.2f}x short",
+                )
+    # 4. put_many / get_many >= 100,000 items/s durable
+    for key, what in (
+        ("ours-sync-SQLiteQueue-put_many", "sync SQLiteQueue put_many"),
+        ("ours-sync-SQLiteQueue-get_many", "sync SQLiteQueue get_many"),
+        ("ours-async-asyncio-put_many", "asyncio SQLiteQueue put_many"),
+        ("ours-async-asyncio-get_many", "asyncio SQLiteQueue get_many"),
+        ("ours-async-trio-put_many", "trio SQLiteQueue put_many"),
+        ("ours-async-trio-get_many", "trio SQLiteQueue get_many"),
+        ("ours-sync-Queue-put_many", "sync file Queue put_many"),
+        ("ours-sync-Queue-get_many", "sync file Queue get_many"),
+    ):
+        o = us(key)
+        if o:
+            rate = 1e6 / o
+            add(
+                "put_many / get_many >= 100,000 items/s durable",
+                f"{what}: {rate:,.0f} items/s",
+                rate / 100_000,
+                rate >= 100_000,
+                "met" if rate >= 100_000 else f"not met: {100_000 / rate:.2f}x short",
+            )
+    # 5. normal, 8 threads putting >= 2x diskcache Deque with 8 threads
+    o, p = versus("threads-normal-8-0")
+    if o and p:
+        r = p / o
+        add(
+            "durability=normal, 8 threads putting >= 2x diskcache Deque",
+            f"{r:.2f}x",
+            r,
+            r >= 2,
+            "met" if r >= 2 else f"not met: {2 / r:.2f}x short",
+        )
+    # 6. get cost flat in queue length (1M vs 1k waiting); "flat" taken as <= 1.25x (noise)
+    for cls_name in ("SQLiteQueue", "PriorityQueue"):
+        small, large = us(f"ours-backlog-{cls_name}-1000"), us(f"ours-backlog-{cls_name}-{args.big}")
+        if small and large:
+            r = large / small
+            add(
+                "get cost flat in queue length",
+                f"{cls_name}: get with {args.big:,} waiting costs {r:.2f}x the get with 1,000 waiting",
+                r,
+                r <= 1.25,
+                "met" if r <= 1.25 else f"not met: {r:.2f}x",
+            )
+    # 7. memory flat in queue length
+    mem = _memory(scenarios)
+    for cls_name in ("SQLiteQueue", "PriorityQueue"):
+        small, large = (
+            mem.get(f"ours-backlog-{cls_name}-1000"),
+            mem.get(f"ours-backlog-{cls_name}-{args.big}"),
+        )
+        if small is not None and large is not None:
+            diff = (large - small) / 2**20
+            add(
+                "memory flat in queue length",
+                f"{cls_name}: RSS growth opening + first get: {small / 2**20:.1f} MiB (1,000 waiting) vs "
+                f"{large / 2**20:.1f} MiB ({args.big:,} waiting)",
+                diff,
+                diff <= 16,
+                "met" if diff <= 16 else f"not met: +{diff:.0f} MiB",
+            )
+    return out
+
+
+def _memory(scenarios: list[Scenario]) -> dict[str, int]:
+    out = {}
+    for s in scenarios:
+        for c in [s.ours, *s.peers]:
+            bg = c.run
+            if isinstance(bg, BacklogGet) and bg.memory is not None:
+                out[c.key] = bg.memory
+    return out
+
+
+def render_targets(targets: list[dict[str, Any]]) -> str:
+    lines = []
+    for t in targets:
+        mark = "MET" if t["met"] else "NOT MET"
+        lines.append(f"- [{mark}] {t['target']} — {t['measured']} ({t['verdict']})")
+    return (
+        "\n".join(lines)
+        if lines
+        else "- (no target could be evaluated: peers missing or scenarios filtered out)"
+    )
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for dist in (
+        "persistq",
+        "persist-queue",
+        "diskcache",
+        "anyio",
+        "trio",
+        "aiosqlite",
+        "aiofiles",
+        "PyMySQL",
+        "DBUtils",
+        "matplotlib",
+    ):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return {
+        "nproc": sh(["nproc"]) or str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "tmpdir": tempfile.gettempdir(),
+        "filesystem": sh(["df", "-T", tempfile.gettempdir()]).splitlines()[-1:],
+    }
+
+
+def write_chart(path: Path, scenarios: list[Scenario], res: dict[str, Measurement]) -> None:
+    """Items/s per scenario, one row each: persistq's bar above its peers' bars; log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {PERSISTQ: "#1f77b4", PQ: "#ff7f0e", DC: "#2ca02c"}
+    fig, ax = plt.subplots(figsize=(13, max(6.0, 0.3 * len(scenarios) + 1.5)))
+    ticks, labels = [], []
+    for y, s in enumerate(scenarios):
+        group = [s.ours, *s.peers]
+        height = 0.8 / len(group)
+        ours = res.get(s.ours.key)
+        for i, c in enumerate(group):
+            m = res.get(c.key)
+            yy = y - 0.4 + height * (i + 0.5)
+            if m is None or not m.us:
+                ax.text(
+                    0.005,
+                    yy,
+                    f"{c.lib}: failed",
+                    va="center",
+                    fontsize=6,
+                    color="red",
+                    transform=ax.get_yaxis_transform(),
+                )
+                continue
+            rate = 1e6 / m.us
+            ax.barh(yy, rate, height=height * 0.95, color=colors.get(c.lib, "grey"))
+            text = f"{rate:,.0f}"
+            r = speedup(ours, m) if ours is not None and i else None
+            if r is not None:
+                text += f"  ({r:.2f}x)"
+            ax.text(rate * 1.04, yy, text, va="center", fontsize=6)
+        ticks.append(y)
+        peer = f"  vs {s.peers[0].label}" if s.peers else ""
+        labels.append(s.title + peer)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=6.5)
+    ax.set_ylim(len(scenarios) - 0.5, -0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("items per second, log scale (longer is faster); (Nx) = speedup of persistq over that peer")
+    ax.set_title("persistq vs persist-queue 1.1.0 and diskcache: median of repeats, equal durability")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in (PERSISTQ, PQ, DC)]
+    ax.legend(handles, ["persistq", "persist-queue 1.1.0", "diskcache"], loc="lower right", fontsize=8)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results_md(
+    path: Path,
+    command: str,
+    machine: dict[str, Any],
+    load: tuple[str, str],
+    elapsed: float,
+    rows: list[list[str]],
+    targets: list[dict[str, Any]],
+    scenarios: list[Scenario],
+    args: argparse.Namespace,
+    failures: list[str],
+) -> None:
+    pk = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    notes = [f"- {s.title}: {s.note}" for s in scenarios if s.note]
+    mysql = "configured" if mysql_env() else "not configured (rows skipped)"
+    text = f"""# persistq benchmark results
+
+Generated by `benchmarks/run_benchmark.py`; see its docstring for how to read the numbers.
+
+- Command: `{command}`
+- N = {args.n} items per scenario, {args.repeats} repeats after a warm-up, median shown;
+  backlog rows: {args.big:,} waiting (persist-queue `PriorityQueue`: {args.peer_big:,} waiting,
+  {PEER_BIG_GETS} gets per run — it scans the table per get); persist-queue's async classes run with
+  N * {SLOW_PEER} items (they take 2-20 ms per item)
+- Machine: {machine["nproc"]} CPUs, {machine["cpu"]}; {machine["os"]}
+- Python {machine["python"]} ({machine["implementation"]}), SQLite {machine["sqlite"]}
+- Packages: {pk}
+- Temp dir: `{machine["tmpdir"]}` {" ".join(machine["filesystem"])}
+- MySQL: {mysql}
+- Date: {machine["date"]}; run took {elapsed:.0f} s
+- Load (`uptime`) before: `{load[0]}`
+- Load (`uptime`) after: `{load[1]}`
+  (other jobs share this machine: absolute times are noisy, ratios less so)
+
+speedup = peer µs / persistq µs: above 1 persistq is faster, below 1 slower.
+
+{render_md(rows)}
+
+Notes:
+{chr(10).join(notes) if notes else "- none"}
+
+Failed runs (each retried up to {ATTEMPTS} times; a case shown as "error" failed every attempt):
+{chr(10).join("- " + f for f in failures) if failures else "- none"}
+
+## DESIGN §4 targets
+
+{render_targets(targets)}
+
+![items per second](results.png)
+"""
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("n", nargs="?", type=int, default=1000, help="items per scenario (default 1000)")
+    ap.add_argument("format", nargs="?", default="console", choices=("console", "rst", "json"))
+    ap.add_argument("--repeats", type=int, default=3, help="measured repeats per case (median reported)")
+    ap.add_argument("--only", default="", help="regex: run only the scenarios whose id or title matches")
+    ap.add_argument("--big", type=int, default=1_000_000, help="items waiting in the long-backlog rows")
+    ap.add_argument(
+        "--peer-big", type=int, default=100_000, help="items waiting for persist-queue PriorityQueue"
+    )
+    ap.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md and results.png go")
+    args = ap.parse_args(argv)
+    if args.n < 1 or args.repeats < 1:
+        ap.error("N and --repeats must be >= 1")
+
+    command = " ".join([Path(sys.executable).name, *sys.argv]) if argv is None else " ".join(argv)
+    load_before = sh(["uptime"])
+    t_start = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="persistq-bench-"))
+    scenarios = build_scenarios(args)
+    runner = Runner(root, args.n, args.repeats)
+    try:
+        groups: list[list[Scenario]] = []
+        for s in scenarios:
+            if groups and s.group and groups[-1][0].group == s.group:
+                groups[-1].append(s)
+            else:
+                groups.append([s])
+        done = 0
+        for g in groups:
+            done += len(g)
+            runner.scenario(done, len(scenarios), g)
+    finally:
+        for s in scenarios:
+            for c in [s.ours, *s.peers]:
+                if c.close is not None:
+                    with contextlib.suppress(Exception):
+                        c.close()
+        shutil.rmtree(root, ignore_errors=True)
+    if _tty:
+        sys.stderr.write("\r\x1b[K")
+    elapsed = time.monotonic() - t_start
+    load_after = sh(["uptime"])
+    res = runner.results
+    rows = table_rows(scenarios, res)
+    targets = evaluate_targets(scenarios, res, args)
+    machine = machine_info()
+
+    if args.format == "json":
+        doc = {
+            "command": command,
+            "n": args.n,
+            "repeats": args.repeats,
+            "machine": machine,
+            "load": {"before": load_before, "after": load_after},
+            "elapsed_s": elapsed,
+            "scenarios": [
+                {
+                    "id": s.sid,
+                    "title": s.title,
+                    "note": s.note,
+                    "persistq": _mjson(s.ours, res),
+                    "peers": [_mjson(p, res) for p in s.peers],
+                }
+                for s in scenarios
+            ],
+            "targets": targets,
+            "failed_runs": runner.failures,
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(render_console(rows) if args.format == "console" else render_rst(rows))
+        print("\nspeedup = peer µs / persistq µs (> 1: persistq faster)\n\nDESIGN §4 targets:")
+        print(render_targets(targets))
+        if runner.failures:
+            print("\nFailed runs (retried):\n" + "\n".join("- " + f for f in runner.failures))
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_results_md(
+        args.out_dir / "RESULTS.md",
+        command,
+        machine,
+        (load_before, load_after),
+        elapsed,
+        rows,
+        targets,
+        scenarios,
+        args,
+        runner.failures,
+    )
+    try:
+        write_chart(args.out_dir / "results.png", scenarios, res)
+    except ImportError:
+        print("matplotlib is not installed: no chart written", file=sys.stderr)
+    failed = [k for k, m in res.items() if m.error]
+    if failed:
+        print(f"{len(failed)} case(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _mjson(c: Case, res: dict[str, Measurement]) -> dict[str, Any]:
+    m = res.get(c.key)
+    return {
+        "library": c.lib,
+        "label": c.label,
+        "us_per_item": m.us if m else None,
+        "items_per_s": (1e6 / m.us) if m and m.us else None,
+        "samples_us": m.samples if m else [],
+        "items": m.items if m else 0,
+        "error": m.error if m else "not run",
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
