@@ -150,3 +150,30 @@ def _read_all_or_error(path: Path) -> list[int] | persistq.CorruptionError:
             return list(q.get_many(100, block=False))
     except persistq.CorruptionError as exc:
         return exc
+
+
+def _mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="mounts a tmpfs (Linux, root)")
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+def test_read_only_directory_is_a_clear_error_and_data_survives(kind: str, tmp_path: Path) -> None:
+    """A queue on a file system remounted read-only fails at open with StorageError; its items survive."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)):
+        pytest.skip("cannot mount a tmpfs here")
+    path = str(mnt / "q")
+    opener = persistq.sync.SQLiteQueue if kind == "sqlite" else persistq.sync.Queue
+    try:
+        with opener(path) as q:
+            q.put_many(["a", "b"])
+        assert _mount("-o", "remount,ro", str(mnt))
+        with pytest.raises(persistq.StorageError):
+            opener(path)
+        assert _mount("-o", "remount,rw", str(mnt))
+        with opener(path) as q:
+            assert q.get_many(10) == ["a", "b"]
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
