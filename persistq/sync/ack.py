@@ -14,7 +14,7 @@ from ..queues.ack import FILOSQLiteAckQueue as _AsyncFILOSQLiteAckQueue
 from ..queues.ack import PriorityAckQueue as _AsyncPriorityAckQueue
 from ..queues.ack import SQLiteAckQueue as _AsyncSQLiteAckQueue
 from ..queues.ack import UniqueAckQ as _AsyncUniqueAckQ
-from .queues import SQLiteQueue
+from .queues import SQLiteQueue, _PriorityPuts, _UniquePuts
 
 __all__ = ("FIFOSQLiteAckQueue", "FILOSQLiteAckQueue", "PriorityAckQueue", "SQLiteAckQueue", "UniqueAckQ")
 
@@ -188,43 +188,13 @@ class FILOSQLiteAckQueue(SQLiteAckQueue):
     _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteAckQueue
 
 
-class UniqueAckQ(SQLiteAckQueue):
+class UniqueAckQ(_UniquePuts, SQLiteAckQueue):  # type: ignore[misc]  # put returns None for a duplicate
     """Blocking twin of :class:`persistq.UniqueAckQ` (no duplicate live items)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueAckQ
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
-        """Put ``item`` unless an equal item is live; return its id or ``None``."""
-        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
 
-    def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
-        """``put(item, block=False)``."""
-        return self._call("put_nowait", item)  # type: ignore[no-any-return]
-
-    def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
-    ) -> list[int | None]:
-        """Put several items in one transaction; ``None`` for each duplicate."""
-        return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
-
-
-class PriorityAckQueue(SQLiteAckQueue):
+class PriorityAckQueue(_PriorityPuts, SQLiteAckQueue):  # type: ignore[misc]  # put takes a priority
     """Blocking twin of :class:`persistq.PriorityAckQueue` (lowest number first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncPriorityAckQueue
-
-    def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
-    ) -> int:
-        """Put ``item`` with ``priority``; return its id."""
-        return self._call("put", item, priority, block, timeout)  # type: ignore[no-any-return]
-
-    def put_nowait(self, item: Any, priority: int = 0) -> int:
-        """``put(item, priority, block=False)``."""
-        return self._call("put_nowait", item, priority)  # type: ignore[no-any-return]
-
-    def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
-    ) -> list[int]:
-        """Put several items with one priority in one transaction; return their ids."""
-        return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]

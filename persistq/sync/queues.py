@@ -276,34 +276,28 @@ class FILOSQLiteQueue(SQLiteQueue):
     _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteQueue
 
 
-class UniqueQ(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.UniqueQ` (no duplicate waiting items)."""
+class _UniquePuts(_SyncTwin):
+    """The put methods of the unique kinds (``None`` for a duplicate)."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncUniqueQ
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:
         """Put ``item`` unless an equal item is waiting; return its id or ``None``."""
         return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
 
-    def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+    def put_nowait(self, item: Any) -> int | None:
         """``put(item, block=False)``."""
         return self._call("put_nowait", item)  # type: ignore[no-any-return]
 
-    def put_many(  # type: ignore[override]
+    def put_many(
         self, items: Iterable[Any], block: bool = True, timeout: float | None = None
     ) -> list[int | None]:
         """Put several items in one transaction; ``None`` for each duplicate."""
         return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
 
 
-class PriorityQueue(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.PriorityQueue` (lowest number first)."""
+class _PriorityPuts(_SyncTwin):
+    """The put methods of the priority kinds."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncPriorityQueue
-
-    def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
-    ) -> int:
+    def put(self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` with ``priority`` (lower comes out first); return its id."""
         return self._call("put", item, priority, block, timeout)  # type: ignore[no-any-return]
 
@@ -311,8 +305,20 @@ class PriorityQueue(SQLiteQueue):
         """``put(item, priority, block=False)``."""
         return self._call("put_nowait", item, priority)  # type: ignore[no-any-return]
 
-    def put_many(  # type: ignore[override]
+    def put_many(
         self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]
+
+
+class UniqueQ(_UniquePuts, SQLiteQueue):  # type: ignore[misc]  # put returns None for a duplicate
+    """Blocking, thread-safe twin of :class:`persistq.UniqueQ` (no duplicate waiting items)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncUniqueQ
+
+
+class PriorityQueue(_PriorityPuts, SQLiteQueue):  # type: ignore[misc]  # put takes a priority
+    """Blocking, thread-safe twin of :class:`persistq.PriorityQueue` (lowest number first)."""
+
+    _async_cls: ClassVar[type[Any]] = _AsyncPriorityQueue
