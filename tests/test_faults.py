@@ -72,6 +72,8 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(kind: str, tmp_path: Path)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
     assert lines["ERROR"].startswith("StorageError"), result.stdout
+    if kind == "sqlite":
+        assert "disk full" in lines["ERROR"], result.stdout
     stored, qsize = lines["STORED"].split(" QSIZE ")
     assert int(stored) == int(qsize)
     assert result.stdout.rstrip().endswith("OK")

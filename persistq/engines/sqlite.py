@@ -100,6 +100,9 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
         return StorageError(
             f"{db}: {message} (another connection held the write lock for longer than the queue's timeout)"
         )
+    if "disk I/O error" in message or "full" in message:
+        # SQLite reports a file-size limit (EFBIG) as a plain I/O error.
+        return StorageError(f"{db}: {message} (is the disk full, or a file-size limit reached?)")
     return StorageError(f"{db}: {message}")
 
 
