@@ -236,19 +236,7 @@ class PDict:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, value: Any) -> bytes:
-        try:
-            data = self.serializer.dumps(value)
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize {type(value).__name__} with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
-            ) from exc
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise SerializationError(
-                f"serializer {_serializers.serializer_name(self.serializer)} returned "
-                f"{type(data).__name__}, not bytes"
-            )
-        return bytes(data)
+        return _serializers.encode(self.serializer, value)
 
     def _decode(self, key: str, data: bytes) -> Any:
         try:

@@ -252,19 +252,7 @@ class SQLiteQueue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        try:
-            data = self.serializer.dumps(item)
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize {type(item).__name__} with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
-            ) from exc
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise SerializationError(
-                f"serializer {_serializers.serializer_name(self.serializer)} returned "
-                f"{type(data).__name__}, not bytes"
-            )
-        return bytes(data)
+        return _serializers.encode(self.serializer, item)
 
     def _decode(self, row: Row) -> Any:
         try:

@@ -229,14 +229,7 @@ class Queue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        name = _serializers.serializer_name(self.serializer)
-        try:
-            data = self.serializer.dumps(item)
-        except Exception as exc:
-            raise SerializationError(f"cannot serialize {type(item).__name__} with {name}: {exc}") from exc
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise SerializationError(f"serializer {name} returned {type(data).__name__}, not bytes")
-        return bytes(data)
+        return _serializers.encode(self.serializer, item)
 
     def _decode(self, record: Record) -> Any:
         try:

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from ..errors import SerializationError
-from ..serializers import serializer_name
-from ..serializers._canonical import canonical
+from ..serializers import encode, serializer_name
 from .fifo import SQLiteQueue
 
 __all__ = ("UniqueQ", "encode_canonical", "legacy_encoding", "unique_storage_forms")
 
 
-def _takes_sort_keys(serializer: Any) -> bool:
-    try:
-        return "sort_keys" in inspect.signature(serializer.dumps).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def encode_canonical(serializer: Any, item: Any) -> bytes:
     """Encode a canonical form of ``item``, so equal values always give equal bytes."""
-    try:
-        if _takes_sort_keys(serializer):
-            data = serializer.dumps(item, sort_keys=True)
-        else:
-            data = serializer.dumps(canonical(item))
-    except Exception as exc:
-        raise SerializationError(
-            f"cannot serialize {type(item).__name__} with {serializer_name(serializer)}: {exc}"
-        ) from exc
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise SerializationError(
-            f"serializer {serializer_name(serializer)} returned {type(data).__name__}, not bytes"
-        )
-    return bytes(data)
+    return encode(serializer, item, sort_keys=True)
 
 
 def legacy_encoding(serializer: Any, item: Any) -> bytes | None:

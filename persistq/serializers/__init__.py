@@ -23,11 +23,14 @@ them. A queue that someone untrusted can write to must use ``json``,
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import SerializationError as _SerializationError
 from . import cbor2, json, msgpack, pickle
+from ._canonical import canonical as _canonical
 
-__all__ = ("Serializer", "cbor2", "json", "msgpack", "pickle", "serializer_name")
+__all__ = ("Serializer", "cbor2", "encode", "json", "msgpack", "pickle", "serializer_name")
 
 
 @runtime_checkable
@@ -55,6 +58,39 @@ def serializer_name(serializer: object) -> str:
     if isinstance(module_name, str):
         return module_name
     return type(serializer).__qualname__
+
+
+def encode(serializer: Any, value: Any, sort_keys: bool = False) -> bytes:
+    """Encode ``value`` with ``serializer``; any failure is a ``SerializationError``.
+
+    With ``sort_keys``, dict keys are sorted at every depth: through the
+    serializer's own ``sort_keys`` argument when it has one, else by encoding
+    a canonical copy. Raised before anything is written, so a failed put
+    leaves the queue unchanged.
+    """
+    try:
+        if not sort_keys:
+            data = serializer.dumps(value)
+        elif _takes_sort_keys(serializer):
+            data = serializer.dumps(value, sort_keys=True)
+        else:
+            data = serializer.dumps(_canonical(value))
+    except Exception as exc:
+        raise _SerializationError(
+            f"cannot serialize {type(value).__name__} with {serializer_name(serializer)}: {exc}"
+        ) from exc
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _SerializationError(
+            f"serializer {serializer_name(serializer)} returned {type(data).__name__}, not bytes"
+        )
+    return bytes(data)
+
+
+def _takes_sort_keys(serializer: Any) -> bool:
+    try:
+        return "sort_keys" in inspect.signature(serializer.dumps).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _check(serializer: object, *, stream: bool = False) -> None:
