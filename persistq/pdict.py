@@ -222,13 +222,14 @@ class PDict:
 
     def __del__(self) -> None:
         if getattr(self, "_state", "closed") == "open" and self._store.is_open:
+            # Clean up before warning: a warnings filter may turn the warning into an error.
+            self._state = "closed"
+            self._store.close_nowait()
             warnings.warn(
                 f"persistq PDict {self.path!r} ({self.name!r}) was not closed",
                 ResourceWarning,
                 stacklevel=2,
             )
-            self._state = "closed"
-            self._store.close_nowait()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} path={self.path!r} name={self.name!r} {self._state}>"

@@ -11,16 +11,17 @@ import random
 import signal
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import pytest
-from conftest import mysql_env
+from _mysql_support import dsn as _dsn
+from _mysql_support import kwargs as _kwargs
+from _mysql_support import server_env, unique_name
+from _mysql_support import sql as _sql
 
 import persistq
 import persistq.sync
@@ -41,70 +42,13 @@ CTX = multiprocessing.get_context("spawn")
 @pytest.fixture
 def env() -> dict[str, str]:
     """The server's settings; fail on CI without a server, else skip."""
-    found = mysql_env()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the MySQL tests: start them through `make test`")
-        pytest.skip("run through `make test` (or scripts/mariadb.sh) to start the throwaway MariaDB")
-    pytest.importorskip("pymysql")
-    return found
-
-
-def _connect(env: dict[str, str]) -> Any:
-    import pymysql
-
-    return pymysql.connect(
-        host=env["host"],
-        port=int(env["port"]),
-        user=env["user"],
-        password=env["password"],
-        database=env["database"],
-        autocommit=True,
-    )
-
-
-def _sql(env: dict[str, str], statement: str, args: Any = None) -> list[Any]:
-    conn = _connect(env)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, args)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
+    return server_env()
 
 
 @pytest.fixture
 def name(env: dict[str, str]) -> Iterator[str]:
-    """A queue name unique to the test; its table is dropped afterwards."""
-    qname = "a" + uuid.uuid4().hex[:12]
-    yield qname
-    conn = _connect(env)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `ack_queue_{qname}`")
-            cur.execute("SHOW TABLES LIKE 'persistq_meta'")
-            if cur.fetchone():
-                cur.execute("DELETE FROM persistq_meta WHERE tbl = %s", (f"ack_queue_{qname}",))
-    finally:
-        conn.close()
-
-
-def _dsn(env: dict[str, str], name: str) -> str:
-    return (
-        f"mysql://{quote(env['user'], safe='')}:{quote(env['password'], safe='')}"
-        f"@{env['host']}:{env['port']}/{env['database']}?table={name}"
-    )
-
-
-def _kwargs(env: dict[str, str], name: str) -> dict[str, Any]:
-    return {
-        "host": env["host"],
-        "port": int(env["port"]),
-        "user": env["user"],
-        "password": env["password"],
-        "database": env["database"],
-        "table_name": name,
-    }
+    """A queue name unique to the test; its tables are dropped afterwards."""
+    yield from unique_name(env, "a", ("ack_queue_{name}",))
 
 
 # --------------------------------------------------------------------- async API

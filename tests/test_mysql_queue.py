@@ -7,21 +7,22 @@ import multiprocessing
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import pytest
-from conftest import mysql_env
+from _mysql_support import connect as _connect
+from _mysql_support import dsn as _dsn
+from _mysql_support import free_port as _free_port
+from _mysql_support import kwargs as _kwargs
+from _mysql_support import server_env, unique_name
 
 import persistq
 import persistq.sync
@@ -42,66 +43,13 @@ CTX = multiprocessing.get_context("spawn")
 @pytest.fixture
 def env() -> dict[str, str]:
     """The server's settings; fail on CI without a server, else skip."""
-    found = mysql_env()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the MySQL tests: start them through `make test`")
-        pytest.skip("run through `make test` (or scripts/mariadb.sh) to start the throwaway MariaDB")
-    pytest.importorskip("pymysql")
-    return found
-
-
-def _connect(env: dict[str, str]) -> Any:
-    import pymysql
-
-    return pymysql.connect(
-        host=env["host"],
-        port=int(env["port"]),
-        user=env["user"],
-        password=env["password"],
-        database=env["database"],
-        autocommit=True,
-    )
+    return server_env()
 
 
 @pytest.fixture
 def name(env: dict[str, str]) -> Iterator[str]:
     """A queue name unique to the test; its tables are dropped afterwards."""
-    qname = "t" + uuid.uuid4().hex[:12]
-    yield qname
-    conn = _connect(env)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `queue_{qname}`, `persistq_pending_queue_{qname}`")
-            cur.execute("SHOW TABLES LIKE 'persistq_meta'")
-            if cur.fetchone():
-                cur.execute("DELETE FROM persistq_meta WHERE tbl = %s", (f"queue_{qname}",))
-    finally:
-        conn.close()
-
-
-def _dsn(env: dict[str, str], name: str) -> str:
-    return (
-        f"mysql://{quote(env['user'], safe='')}:{quote(env['password'], safe='')}"
-        f"@{env['host']}:{env['port']}/{env['database']}?table={name}"
-    )
-
-
-def _kwargs(env: dict[str, str], name: str) -> dict[str, Any]:
-    return {
-        "host": env["host"],
-        "port": int(env["port"]),
-        "user": env["user"],
-        "password": env["password"],
-        "database": env["database"],
-        "table_name": name,
-    }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    yield from unique_name(env, "t", ("queue_{name}", "persistq_pending_queue_{name}"))
 
 
 # --------------------------------------------------------------------- async API
@@ -461,15 +409,16 @@ def _restart_server() -> None:
     subprocess.run([os.environ["PERSISTQ_MYSQL_START_CMD"]], check=True, timeout=90, capture_output=True)
 
 
-def test_server_killed_and_restarted(env: dict[str, str], name: str) -> None:
+@pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
+def test_server_killed_and_restarted(env: dict[str, str], name: str, driver: str) -> None:
     """With the server SIGKILLed, calls raise clear StorageError; after a restart nothing put is lost."""
     if not os.environ.get("PERSISTQ_MYSQL_PIDFILE") or not os.environ.get("PERSISTQ_MYSQL_START_CMD"):
         pytest.skip("needs PERSISTQ_MYSQL_PIDFILE and PERSISTQ_MYSQL_START_CMD (scripts/mariadb.sh)")
     where = f"{env['host']}:{env['port']}"
     errors: list[BaseException | None] = []
     with (
-        SyncMySQLQueue(_dsn(env, name), timeout=3) as q,
-        SyncMySQLQueue(_dsn(env, name + "e"), timeout=3, poll_interval=0.02) as empty,
+        SyncMySQLQueue(_dsn(env, name), timeout=3, driver=driver) as q,
+        SyncMySQLQueue(_dsn(env, name + "e"), timeout=3, poll_interval=0.02, driver=driver) as empty,
     ):
         put = [f"before:{i}" for i in range(50)]
         for item in put[:10]:

@@ -47,6 +47,7 @@ values are always escaped by the driver.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import math
@@ -55,7 +56,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ..errors import (
@@ -66,12 +67,38 @@ from ..errors import (
     SerializerMismatch,
     StorageError,
 )
-from ._worker import Job, Worker, run_job
+from ._threads import green_library
+from ._worker import Job, Worker, _wait_asyncio, _wake_asyncio, run_job
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
-__all__ = ("DEFAULT_POOL_SIZE", "MySQLDatabase", "MySQLEngine", "MySQLParams", "parse_dsn")
+__all__ = (
+    "DEFAULT_POOL_SIZE",
+    "DRIVERS",
+    "Driver",
+    "MySQLDatabase",
+    "MySQLEngine",
+    "MySQLParams",
+    "parse_dsn",
+)
 
 T = TypeVar("T")
+
+Driver = Literal["auto", "aiomysql", "pymysql"]
+DRIVERS: tuple[Driver, ...] = ("auto", "aiomysql", "pymysql")
+"""``auto``: aiomysql on asyncio when it is installed, PyMySQL on worker threads otherwise."""
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _async_library() -> str | None:
+    # trio never runs an asyncio loop in its thread; the sync twins' portal does.
+    return "trio" if _running_loop() is None else "asyncio"
+
 
 DEFAULT_POOL_SIZE = 1
 """Connections (and worker threads) per queue object.
@@ -157,11 +184,11 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
 
     Schemes ``mysql``, ``mariadb`` and ``mysql+pymysql`` are accepted. User
     and password are percent-decoded. Query keys: ``table`` (or ``name``,
-    the queue name), ``charset``, ``pool_size``, ``timeout``.
+    the queue name), ``charset``, ``pool_size``, ``timeout``, ``driver``.
 
     Returns:
         The keywords found (``host``, ``port``, ``user``, ``password``,
-        ``database``, ``name``, ``charset``, ``pool_size``, ``timeout``).
+        ``database``, ``name``, ``charset``, ``pool_size``, ``timeout``, ``driver``).
 
     Raises:
         ValueError: not a MySQL DSN, or a bad port or query key (the message
@@ -194,10 +221,14 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
             out["charset"] = value
         elif key == "pool_size":
             out["pool_size"] = int(value)
+        elif key == "driver":
+            out["driver"] = value
         elif key in ("timeout", "connect_timeout"):
             out["timeout"] = float(value)
         else:
-            raise ValueError(f"unknown MySQL DSN option {key!r} (known: table, charset, pool_size, timeout)")
+            raise ValueError(
+                f"unknown MySQL DSN option {key!r} (known: table, charset, pool_size, timeout, driver)"
+            )
     return out
 
 
@@ -211,12 +242,19 @@ class _Lost(Exception):
 
 @dataclass
 class _Slot:
-    """One pooled connection and the worker thread that owns it."""
+    """One pooled connection and what drives it.
+
+    With PyMySQL a worker thread owns the connection; with aiomysql the jobs
+    waiting for the connection are run in batches by a task on the loop.
+    """
 
     index: int
     worker: Worker | None = None
     conn: Any = None
     load: int = 0
+    aio: bool = False
+    waiting: list[Job[Any]] = field(default_factory=list)
+    running: bool = False
 
 
 @dataclass
@@ -262,9 +300,16 @@ class MySQLDatabase:
         label: str = "db",
         pool_size: int = DEFAULT_POOL_SIZE,
         lock_timeout: float = 10.0,
+        driver: Driver = "auto",
     ) -> None:
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ValueError(f"'pool_size' must be a positive int, not {pool_size!r}")
+        if driver not in DRIVERS:
+            raise ValueError(f"'driver' must be one of {', '.join(DRIVERS)}, not {driver!r}")
+        self.driver: Driver = driver
+        """The driver asked for; :attr:`driver_in_use` is the one chosen at open."""
+        self.driver_in_use: Driver | None = None
+        """``"aiomysql"`` or ``"pymysql"`` once open."""
         self.params = params
         self.label = label
         self.pool_size = pool_size
@@ -276,6 +321,12 @@ class MySQLDatabase:
         self._opened = False
         self._pid = os.getpid()
         self._server = _Server()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # A PyMySQL connection for the rare blocking reads (``len(queue)``)
+        # when the pool is aiomysql's, which only the loop can drive.
+        self._side = _Slot(-1)
+        self._side_lock = threading.Lock()
 
     # ----------------------------------------------------------------- plumbing
 
@@ -284,7 +335,33 @@ class MySQLDatabase:
         """Whether the engine was opened and not closed (in this process)."""
         return self._opened and self._pid == os.getpid()
 
-    def _start(self) -> None:
+    def _choose_driver(self, blocking: bool) -> Driver:
+        """aiomysql on asyncio when installed (and not in a gevent/eventlet process); else PyMySQL."""
+        if self.driver == "pymysql":
+            return "pymysql"
+        library = None if blocking else _async_library()
+        if library != "asyncio" or green_library() is not None:
+            if self.driver == "aiomysql":
+                where = "a gevent/eventlet process" if library == "asyncio" else (library or "a thread")
+                raise ValueError(
+                    f"driver='aiomysql' runs on asyncio only, not in {where}; "
+                    "use driver='auto' (PyMySQL on worker threads there)"
+                )
+            return "pymysql"
+        try:
+            from . import _mysql_aio  # noqa: F401 - checks aiomysql and greenlet are installed
+        except ImportError as exc:
+            if self.driver == "aiomysql":
+                raise MissingDependencyError(exc.name or "aiomysql", "mysql") from exc
+            return "pymysql"
+        return "aiomysql"
+
+    def _start(self, driver: Driver) -> None:
+        self.driver_in_use = driver
+        if driver == "aiomysql":
+            self._slots = [_Slot(i, aio=True) for i in range(self.pool_size)]
+            self._loop = asyncio.get_running_loop()
+            return
         if not self._slots:
             slots = [_Slot(i) for i in range(self.pool_size)]
             for slot in slots:
@@ -294,6 +371,14 @@ class MySQLDatabase:
                     functools.partial(self._disconnect, slot),
                 )
             self._slots = slots
+
+    def _abandon(self) -> None:
+        """Drop the pool after a failed open; closing a connection rolls its transaction back."""
+        self._stop()
+        for slot in self._slots:
+            if slot.aio:
+                self._disconnect(slot)
+        self._slots = []
 
     def _stop(self) -> list[Worker]:
         workers = [s.worker for s in self._slots if s.worker is not None]
@@ -306,7 +391,16 @@ class MySQLDatabase:
             raise QueueClosed(
                 "this queue was opened in another process (before a fork); open it again in this process"
             )
-        if not self._slots or not self._opened or not all(s.worker and s.worker.alive for s in self._slots):
+        if not self._slots or not self._opened:
+            raise QueueClosed("the queue is closed")
+        if self.driver_in_use == "aiomysql":
+            loop = _running_loop()
+            if loop is not None and loop is not self._loop:
+                raise QueueClosed(
+                    "this MySQL queue was opened on another event loop (its aiomysql connections "
+                    "belong to that loop); open a queue object per event loop"
+                )
+        elif not all(s.worker and s.worker.alive for s in self._slots):
             raise QueueClosed("the queue is closed")
 
     def _acquire(self) -> _Slot:
@@ -331,18 +425,78 @@ class MySQLDatabase:
     ) -> T:
         slot = self._acquire()
         try:
+            if slot.aio:
+                return await self._run_aio(slot, Job(fn, *args, kind=kind), undo)
             assert slot.worker is not None
             return await run_job(slot.worker, Job(fn, *args, kind=kind), undo)
         finally:
             self._release(slot)
 
     def _run_blocking(self, fn: Callable[..., T], *args: Any, kind: str = "read") -> T:
+        if self.driver_in_use == "aiomysql":
+            self._check_alive()
+            job: Job[T] = Job(fn, *args, kind=kind)
+            with self._side_lock:
+                self._execute(self._side, [job])
+            return job.value()
         slot = self._acquire()
         try:
             assert slot.worker is not None
             return slot.worker.run_blocking(Job(fn, *args, kind=kind))
         finally:
             self._release(slot)
+
+    # ------------------------------------------------------- aiomysql batches
+
+    async def _run_aio(self, slot: _Slot, job: Job[T], undo: Callable[[T], Job[Any]] | None) -> T:
+        """Run ``job`` on ``slot``'s aiomysql connection; same cancel rules as :func:`run_job`."""
+        loop = asyncio.get_running_loop()
+        self._submit_aio(slot, job, loop)
+        cancelled = await _wait_asyncio(job, loop)
+        if cancelled is not None:
+            if undo is not None and job.error is None:
+                undo_job = undo(job.result)
+                self._submit_aio(slot, undo_job, loop)
+                await _wait_asyncio(undo_job, loop)
+            raise cancelled
+        return job.value()
+
+    def _submit_aio(self, slot: _Slot, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
+        job._loop = loop
+        job._fut = loop.create_future()
+        slot.waiting.append(job)
+        if not slot.running:
+            slot.running = True
+            # A task of its own, not the caller's: a cancelled caller must not
+            # cut a transaction short, and jobs arriving meanwhile join the
+            # next batch (one transaction, one COMMIT for all of them).
+            task = loop.create_task(self._drain(slot), name=f"persistq-mysql:{self.label}:{slot.index}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, slot: _Slot) -> None:
+        from ._mysql_aio import run_bridged
+
+        try:
+            while slot.waiting:
+                batch, slot.waiting = slot.waiting, []
+                try:
+                    await run_bridged(self._execute, slot, batch)
+                except BaseException as exc:
+                    # Only the loop shutting down gets here (_execute sets
+                    # errors on jobs, never raises); the connection may be
+                    # mid-transaction, so it goes.
+                    self._disconnect(slot)
+                    for job in batch:
+                        if job.error is None and not job.done:
+                            job.result, job.error = None, QueueClosed(f"the event loop stopped: {exc!r}")
+                    raise
+                finally:
+                    for job in batch:
+                        job.done = True
+                    _wake_asyncio(batch)
+        finally:
+            slot.running = False
 
     # ------------------------------------------------------- connections, errors
 
@@ -368,24 +522,28 @@ class MySQLDatabase:
             return True
         return conn is not None and not getattr(conn, "open", True)
 
-    def _connect(self) -> Any:
+    def _connect(self, aio: bool = False) -> Any:
         pymysql = _pymysql()
         p = self.params
+        common: dict[str, Any] = {
+            "host": p.host,
+            "port": p.port,
+            "user": p.user,
+            "password": p.password,
+            "charset": p.charset,
+            "connect_timeout": max(0.1, p.connect_timeout),
+            "autocommit": False,
+            # rowcount counts matched rows, so an UPDATE to equal bytes still "finds" the row.
+            "client_flag": pymysql.constants.CLIENT.FOUND_ROWS,
+        }
         try:
-            conn = pymysql.connect(
-                host=p.host,
-                port=p.port,
-                user=p.user,
-                password=p.password,
-                database=p.database,
-                charset=p.charset,
-                connect_timeout=max(0.1, p.connect_timeout),
-                autocommit=False,
+            if aio:
+                from . import _mysql_aio
+
+                conn = _mysql_aio.connect(db=p.database, **common)
+            else:
                 # Bytes go as _binary'…' literals: no charset checks on blobs.
-                binary_prefix=True,
-                # rowcount counts matched rows, so an UPDATE to equal bytes still "finds" the row.
-                client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
-            )
+                conn = pymysql.connect(database=p.database, binary_prefix=True, **common)
         except Exception as exc:  # any failure to connect is a StorageError
             error = StorageError(
                 f"cannot connect to MySQL server at {p.host}:{p.port} "
@@ -407,7 +565,7 @@ class MySQLDatabase:
 
     def _conn(self, slot: _Slot) -> Any:
         if slot.conn is None:
-            slot.conn = self._connect()
+            slot.conn = self._connect(slot.aio)
         return slot.conn
 
     @staticmethod
@@ -602,14 +760,17 @@ class MySQLDatabase:
         if self._opened:
             self._check_alive()
             return
-        self._start()
-        worker = self._slots[0].worker
-        assert worker is not None
+        driver = self._choose_driver(blocking=False)
+        self._start(driver)
+        first = self._slots[0]
         try:
-            await run_job(worker, Job(self._open_job, kind="bare"))
+            if first.aio:
+                await self._run_aio(first, Job(self._open_job, kind="bare"), None)
+            else:
+                assert first.worker is not None
+                await run_job(first.worker, Job(self._open_job, kind="bare"))
         except BaseException:
-            self._stop()
-            self._slots = []
+            self._abandon()
             raise
         self._opened = True
 
@@ -618,20 +779,35 @@ class MySQLDatabase:
         if self._opened:
             self._check_alive()
             return
-        self._start()
+        self._start(self._choose_driver(blocking=True))
         worker = self._slots[0].worker
         assert worker is not None
         try:
             worker.run_blocking(Job(self._open_job, kind="bare"))
         except BaseException:
-            self._stop()
-            self._slots = []
+            self._abandon()
             raise
         self._opened = True
 
     async def close(self) -> None:
         """Finish queued jobs, close the connections and stop the threads."""
         if not self._slots or self._pid != os.getpid():
+            return
+        self._close_side()
+        if self._slots[0].aio:
+            slots, self._slots = self._slots, []
+            if _running_loop() is not self._loop:
+                # The connections belong to another (perhaps finished) loop.
+                for slot in slots:
+                    self._disconnect(slot)
+                return
+            # Jobs already handed over finish first (their callers wait for them).
+            while any(s.running for s in slots) and self._tasks:
+                await asyncio.wait(set(self._tasks))
+            for slot in slots:
+                conn, slot.conn = slot.conn, None
+                if conn is not None:
+                    await conn.aclose()
             return
         workers = self._stop()
         import anyio
@@ -645,7 +821,19 @@ class MySQLDatabase:
     def close_nowait(self) -> None:
         """Stop the threads after their queued jobs, without waiting (for ``__del__``)."""
         if self._slots and self._pid == os.getpid():
+            self._close_side()
+            if self._slots[0].aio:
+                # Nothing can wait here: sockets close at once, and the server
+                # rolls back whatever a still-running batch had not committed.
+                for slot in self._slots:
+                    if not slot.running:
+                        self._disconnect(slot)
+                return
             self._stop()
+
+    def _close_side(self) -> None:
+        with self._side_lock:
+            self._disconnect(self._side)
 
 
 class _Deadlock(Exception):
@@ -702,8 +890,10 @@ class MySQLEngine(MySQLDatabase):
         serializer_name: recorded when the table is created; opening the
             table later with another serializer raises
             :class:`~persistq.errors.SerializerMismatch`.
-        pool_size: connections (and worker threads).
+        pool_size: connections (and, with PyMySQL, worker threads).
         lock_timeout: seconds a statement waits for a row lock.
+        driver: ``"auto"`` (aiomysql on asyncio when installed, else
+            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
     """
 
     def __init__(
@@ -713,13 +903,14 @@ class MySQLEngine(MySQLDatabase):
         serializer_name: str,
         pool_size: int = DEFAULT_POOL_SIZE,
         lock_timeout: float = 10.0,
+        driver: Driver = "auto",
     ) -> None:
         validate_name(spec.table)
         if len(spec.table) > _MAX_IDENT:
             raise InvalidName(spec.table, f"a MySQL table name has at most {_MAX_IDENT} characters")
         if spec.order not in ("fifo", "filo") or spec.unique:
             raise ValueError("the MySQL engine supports FIFO and FILO tables only")
-        super().__init__(params, spec.table, pool_size, lock_timeout)
+        super().__init__(params, spec.table, pool_size, lock_timeout, driver)
         self.spec = spec
         self.serializer_name = serializer_name
         self._t = _q(spec.table)

@@ -57,6 +57,7 @@ from ._worker import Job
 from .mysql import (
     _MAX_IDENT,
     DEFAULT_POOL_SIZE,
+    Driver,
     MySQLDatabase,
     MySQLEngine,
     MySQLParams,
@@ -103,8 +104,10 @@ class MySQLAckEngine(MySQLDatabase):
         params: server, account and database.
         spec: the table and its order (``"fifo"`` or ``"filo"``; not unique).
         serializer_name: recorded with a new table; another one is refused.
-        pool_size: connections (and worker threads).
+        pool_size: connections (and, with PyMySQL, worker threads).
         lock_timeout: seconds a statement waits for a row lock.
+        driver: ``"auto"`` (aiomysql on asyncio when installed, else
+            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
     """
 
     legacy_rows_possible = False
@@ -117,13 +120,14 @@ class MySQLAckEngine(MySQLDatabase):
         serializer_name: str,
         pool_size: int = DEFAULT_POOL_SIZE,
         lock_timeout: float = 10.0,
+        driver: Driver = "auto",
     ) -> None:
         validate_name(spec.table)
         if len(spec.table) > _MAX_IDENT:
             raise InvalidName(spec.table, f"a MySQL table name has at most {_MAX_IDENT} characters")
         if spec.order not in ("fifo", "filo") or spec.unique:
             raise ValueError("the MySQL ack engine supports FIFO and FILO tables only")
-        super().__init__(params, spec.table, pool_size, lock_timeout)
+        super().__init__(params, spec.table, pool_size, lock_timeout, driver)
         self.spec = spec
         self.serializer_name = serializer_name
         self.max_attempts = 0

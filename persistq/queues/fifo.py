@@ -234,14 +234,15 @@ class SQLiteQueue:
 
     def __del__(self) -> None:
         if getattr(self, "_state", "closed") == "open" and self._engine.is_open:
+            # Clean up before warning: a warnings filter may turn the warning into an error.
+            self._engine.close_nowait()
+            if self._owner is not None:
+                release_owner(self._owner)
             warnings.warn(
                 f"persistq queue {self.path!r} ({self.name!r}) was not closed",
                 ResourceWarning,
                 stacklevel=2,
             )
-            self._engine.close_nowait()
-            if self._owner is not None:
-                release_owner(self._owner)
 
     def __repr__(self) -> str:
         return (

@@ -220,8 +220,9 @@ class Queue:
 
     def __del__(self) -> None:
         if getattr(self, "_state", "closed") == "open" and self._engine.is_open:
-            warnings.warn(f"persistq file queue {self.path!r} was not closed", ResourceWarning, stacklevel=2)
+            # Clean up before warning: a warnings filter may turn the warning into an error.
             self._engine.close_nowait()
+            warnings.warn(f"persistq file queue {self.path!r} was not closed", ResourceWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} path={self.path!r} durability={self.durability!r} {self._state}>"

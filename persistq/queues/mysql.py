@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, MySQLEngine, MySQLParams, parse_dsn
+from ..engines.mysql import DEFAULT_POOL_SIZE, DRIVERS, Driver, MySQLEngine, MySQLParams, parse_dsn
 from ..engines.sqlite import Durability, SQLiteEngine, TableSpec
 from ._base import DEFAULT_POLL_INTERVAL
 from .fifo import SQLiteQueue
@@ -36,14 +36,16 @@ class MySQLTarget:
     Attributes:
         params: server, account, database and charset.
         name: the queue's name (``"sql"`` when none was given, as persist-queue).
-        pool_size: connections (and worker threads) per queue object.
+        pool_size: connections (and, with PyMySQL, worker threads) per queue object.
         timeout: seconds to wait for a connection and for a row lock.
+        driver: ``"auto"``, ``"aiomysql"`` or ``"pymysql"``.
     """
 
     params: MySQLParams
     name: str
     pool_size: int
     timeout: float
+    driver: Driver = "auto"
 
 
 def resolve_mysql_target(
@@ -62,6 +64,7 @@ def resolve_mysql_target(
     dsn: str | None,
     pool_size: int,
     timeout: float,
+    driver: str = "auto",
 ) -> MySQLTarget:
     """Resolve the constructor arguments every MySQL queue kind takes.
 
@@ -90,6 +93,10 @@ def resolve_mysql_target(
         pool_size = from_dsn["pool_size"]
     if "timeout" in from_dsn and timeout == 10.0:
         timeout = from_dsn["timeout"]
+    if "driver" in from_dsn and driver == "auto":
+        driver = from_dsn["driver"]
+    if driver not in DRIVERS:
+        raise ValueError(f"'driver' must be one of {', '.join(DRIVERS)}, not {driver!r}")
     if not host:
         raise ValueError(f"{kind} needs a host (or a DSN)")
     if not user:
@@ -111,7 +118,7 @@ def resolve_mysql_target(
         charset=charset,
         connect_timeout=float(timeout) if timeout > 0 else 10.0,
     )
-    return MySQLTarget(params, "sql" if qname is None else qname, pool_size, timeout)
+    return MySQLTarget(params, "sql" if qname is None else qname, pool_size, timeout, driver)
 
 
 class MySQLAttributes:
@@ -132,7 +139,14 @@ class MySQLAttributes:
     name: str
     _params: MySQLParams
     _pool_size: int
+    _driver: Driver
     _state: str
+
+    def _take_target(self, target: MySQLTarget) -> None:
+        # _make_engine (run by the kind's constructor) needs these.
+        self._params = target.params
+        self._pool_size = target.pool_size
+        self._driver = target.driver
 
     def _adopt_target(self, target: MySQLTarget, table_prefix: str) -> None:
         params = target.params
@@ -143,6 +157,8 @@ class MySQLAttributes:
         self.db_name = params.database
         self.charset = params.charset
         self.pool_size = target.pool_size
+        self.driver: Driver = target.driver
+        """The driver asked for (``"auto"``, ``"aiomysql"`` or ``"pymysql"``)."""
         self.table_name = f"{table_prefix}_{self.name}"
 
     def __repr__(self) -> str:
@@ -188,7 +204,15 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
             ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
         dsn: a DSN (as ``host`` may be); explicit keywords fill what it leaves out.
-        pool_size: connections (and worker threads) this object uses.
+        pool_size: connections this object uses (with PyMySQL, one worker
+            thread each). Concurrent operations on one connection share a
+            transaction and a ``COMMIT``.
+        driver: ``"auto"`` (default): aiomysql on asyncio, with
+            non-blocking sockets on the event loop, when it is installed
+            (the ``mysql`` extra); PyMySQL on worker threads on trio, in the
+            sync twins' green (gevent/eventlet) mode, and without aiomysql.
+            ``"aiomysql"`` insists (an error on trio); ``"pymysql"`` always
+            uses the threads. The DSN may say ``?driver=…``.
         maxsize: ``> 0`` bounds the number of waiting items (across all
             processes: bounded puts take turns on a lock row).
         timeout: seconds to wait for a connection and for a row lock.
@@ -219,6 +243,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         table_name: str | None = None,
         dsn: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        driver: Driver = "auto",
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -239,10 +264,9 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             dsn=dsn,
             pool_size=pool_size,
             timeout=timeout,
+            driver=driver,
         )
-        # _make_engine (run by the base constructor) needs these.
-        self._params = target.params
-        self._pool_size = target.pool_size
+        self._take_target(target)
         super().__init__(
             self._params.safe_dsn,
             target.name,
@@ -264,6 +288,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             _serializers.serializer_name(self.serializer),
             pool_size=self._pool_size,
             lock_timeout=self.timeout,
+            driver=self._driver,
         )
         # The queue kind uses only the storage interface both engines share.
         return cast(SQLiteEngine, engine)

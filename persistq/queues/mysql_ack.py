@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE
+from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
 from ..engines.mysql_ack import MySQLAckEngine
 from ..engines.sqlite import Durability
 from ..engines.sqlite_ack import AckTableSpec
@@ -42,7 +42,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
 
     Args:
         host, user, passwd, db_name, name, port, charset, serializer,
-            password, database, table_name, dsn, pool_size, maxsize, timeout,
+            password, database, table_name, dsn, pool_size, driver, maxsize, timeout,
             poll_interval, durability: as :class:`~persistq.MySQLQueue`; the
             table is ``ack_queue_{name}`` (name: 1-54 characters).
         auto_commit: accepted for compatibility; ack queues always commit
@@ -76,6 +76,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
         table_name: str | None = None,
         dsn: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        driver: Driver = "auto",
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -100,10 +101,9 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             dsn=dsn,
             pool_size=pool_size,
             timeout=timeout,
+            driver=driver,
         )
-        # _make_engine (run by the base constructor) needs these.
-        self._params = target.params
-        self._pool_size = target.pool_size
+        self._take_target(target)
         super().__init__(
             self._params.safe_dsn,
             auto_resume,
@@ -129,6 +129,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             _serializers.serializer_name(self.serializer),
             pool_size=self._pool_size,
             lock_timeout=self.timeout,
+            driver=self._driver,
         )
 
     async def shrink_disk_usage(self) -> None:

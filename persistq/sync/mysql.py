@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE
+from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
 from ..engines.sqlite import Durability
 from ..queues._base import DEFAULT_POLL_INTERVAL
 from ..queues.mysql import MySQLQueue as _AsyncMySQLQueue
@@ -50,6 +50,7 @@ class MySQLQueue(SQLiteQueue):
         table_name: str | None = None,
         dsn: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        driver: Driver = "auto",
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -70,6 +71,7 @@ class MySQLQueue(SQLiteQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,
@@ -86,6 +88,7 @@ class MySQLQueue(SQLiteQueue):
         self.table_name: str = q.table_name
         self.charset: str = q.charset
         self.pool_size: int = q.pool_size
+        self.driver: str = q.driver
         self.timeout: float = q.timeout
         self.auto_commit: bool = q.auto_commit
         self.serializer: Any = q.serializer

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE
+from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
 from ..engines.sqlite import Durability
 from ..queues._base import DEFAULT_POLL_INTERVAL
 from ..queues.mysql_ack import MySQLAckQueue as _AsyncMySQLAckQueue
@@ -50,6 +50,7 @@ class MySQLAckQueue(SQLiteAckQueue):
         table_name: str | None = None,
         dsn: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        driver: Driver = "auto",
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -74,6 +75,7 @@ class MySQLAckQueue(SQLiteAckQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,
@@ -94,6 +96,7 @@ class MySQLAckQueue(SQLiteAckQueue):
         self.table_name: str = q.table_name
         self.charset: str = q.charset
         self.pool_size: int = q.pool_size
+        self.driver: str = q.driver
         self.multithreading: bool = False
         self.timeout: float = q.timeout
         self.auto_commit: bool = True

@@ -11,6 +11,7 @@ but never leaves half a line.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import sys
@@ -47,8 +48,8 @@ def open_sync(kind: str, path: str, durability: str) -> Any:
     raise SystemExit(f"unknown kind {kind}")
 
 
-def open_mysql(kind: str, path: str) -> Any:
-    """Open a MySQL queue named after the round's directory, on `make test`'s server."""
+def mysql_keywords(path: str) -> dict[str, Any]:
+    """Constructor keywords of the round's MySQL queue on `make test`'s server."""
     env = os.environ
     kw: dict[str, Any] = dict(
         host=env["PERSISTQ_MYSQL_HOST"],
@@ -56,8 +57,15 @@ def open_mysql(kind: str, path: str) -> Any:
         user=env["PERSISTQ_MYSQL_USER"],
         password=env["PERSISTQ_MYSQL_PASSWORD"],
         database=env["PERSISTQ_MYSQL_DATABASE"],
-        table_name="crash_" + os.path.basename(path),
+        # Named after the whole path: a server kept between runs starts each round empty.
+        table_name="crash_" + hashlib.sha1(path.encode()).hexdigest()[:16],
     )
+    return kw
+
+
+def open_mysql(kind: str, path: str) -> Any:
+    """Open the round's MySQL queue with the blocking API."""
+    kw = mysql_keywords(path)
     if kind == "mysql_ack":
         return persistq.sync.MySQLAckQueue(**kw, max_acked_length=10**9)
     return persistq.sync.MySQLQueue(**kw)
@@ -91,13 +99,17 @@ def run_sync(kind: str, path: str, durability: str, rng: random.Random) -> None:
 
 
 async def run_async(kind: str, path: str, durability: str, rng: random.Random) -> None:
-    """Loop forever with the async API (FIFO and ack kinds)."""
+    """Loop forever with the async API (FIFO and ack kinds, SQLite and MySQL)."""
     d: Any = durability
-    q: Any = (
-        persistq.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
-        if kind == "ack"
-        else persistq.SQLiteQueue(path, durability=d)
-    )
+    q: Any
+    if kind == "ack":
+        q = persistq.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
+    elif kind == "mysql_ack":
+        q = persistq.MySQLAckQueue(**mysql_keywords(path), max_acked_length=10**9)
+    elif kind == "mysql":
+        q = persistq.MySQLQueue(**mysql_keywords(path))
+    else:
+        q = persistq.SQLiteQueue(path, durability=d)
     await q.open()
     say("READY")
     n = 0
@@ -112,7 +124,7 @@ async def run_async(kind: str, path: str, durability: str, rng: random.Random) -
         except persistq.Empty:
             continue
         say(f"G {item}")
-        if kind == "ack":
+        if kind in ("ack", "mysql_ack"):
             await q.ack(item)
             say(f"A {item}")
 
