@@ -461,3 +461,38 @@ def _capture(fn: Any, *args: Any) -> BaseException | None:
     except BaseException as exc:  # noqa: BLE001 - handed to the test
         return exc
     return None
+
+
+@pytest.mark.anyio
+async def test_waiting_get_polls_less_while_idle_and_still_wakes(env: dict[str, str], name: str) -> None:
+    """An idle blocked get backs its polling off to max_poll_interval, and a put elsewhere still wakes it."""
+    async with (
+        MySQLQueue(**_kwargs(env, name), poll_interval=0.02, max_poll_interval=0.2) as consumer,
+        MySQLQueue(**_kwargs(env, name)) as producer,
+    ):
+        assert consumer.max_poll_interval == 0.2
+        polls: list[float] = []
+        version = consumer._engine.data_version
+
+        async def counted() -> int:
+            polls.append(anyio.current_time())
+            return await version()
+
+        consumer._engine.data_version = counted  # type: ignore[method-assign]
+        with pytest.raises(persistq.Empty):
+            await consumer.get(timeout=1.5)
+        # Fixed 20 ms polling would be about 75 checks; backing off to 0.2 s leaves about 10.
+        assert 4 <= len(polls) <= 16, polls
+        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        assert max(gaps) < 0.2 + 0.1
+        assert gaps[-1] > gaps[0] * 4
+
+        async def put_later() -> None:
+            await anyio.sleep(0.5)
+            await producer.put("wake")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(put_later)
+            assert await consumer.get(timeout=5) == "wake"
+    with pytest.raises(ValueError, match="max_poll_interval"):
+        MySQLQueue(**_kwargs(env, name), max_poll_interval=0)

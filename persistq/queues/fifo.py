@@ -135,6 +135,10 @@ class SQLiteQueue:
         self._open_lock: anyio.Lock | None = None
         self._data_version: int | None = None
         self._last_poll = -1.0
+        # Adaptive polling: the gap between checks doubles while nothing
+        # changes, up to _max_poll_gap, and drops back when something does.
+        # Kinds on a shared server raise _max_poll_gap (see MySQLQueue).
+        self._poll_gap = self._max_poll_gap = self.poll_interval / 2
 
     def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
         """Build the storage engine (a hook for kinds on other engines)."""
@@ -267,7 +271,7 @@ class SQLiteQueue:
     async def _poll(self) -> bool:
         """Whether another connection changed the database (rate-limited)."""
         current = anyio.current_time()
-        if current - self._last_poll < self.poll_interval / 2:
+        if current - self._last_poll < self._poll_gap:
             return False
         self._last_poll = current
         if self._state != "open":
@@ -275,6 +279,8 @@ class SQLiteQueue:
         version = await self._engine.data_version()
         changed = version != self._data_version
         self._data_version = version
+        base = self.poll_interval / 2
+        self._poll_gap = base if changed else min(self._poll_gap * 2, max(base, self._max_poll_gap))
         if changed:
             self._getters.wake_all()
             self._putters.wake_all()

@@ -16,7 +16,16 @@ from ..engines.sqlite import Durability, SQLiteEngine, TableSpec
 from ._base import DEFAULT_POLL_INTERVAL
 from .fifo import SQLiteQueue
 
-__all__ = ("MySQLAttributes", "MySQLQueue", "MySQLTarget", "resolve_mysql_target")
+__all__ = (
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "MySQLAttributes",
+    "MySQLQueue",
+    "MySQLTarget",
+    "resolve_mysql_target",
+)
+
+DEFAULT_MAX_POLL_INTERVAL = 0.2
+"""Seconds: how far a waiting queue's polling of the server backs off while nothing changes."""
 
 
 def _pick(name: str, *candidates: tuple[str, Any]) -> Any:
@@ -142,6 +151,17 @@ class MySQLAttributes:
     _driver: Driver
     _state: str
 
+    poll_interval: float
+    max_poll_interval: float
+    _max_poll_gap: float
+
+    def _set_max_poll_interval(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"'max_poll_interval' must be a positive number of seconds, not {value!r}")
+        self.max_poll_interval = float(value)
+        """The longest gap between checks for other connections' changes while waiting."""
+        self._max_poll_gap = max(self.max_poll_interval, self.poll_interval / 2)
+
     def _take_target(self, target: MySQLTarget) -> None:
         # _make_engine (run by the kind's constructor) needs these.
         self._params = target.params
@@ -181,9 +201,9 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
     a get claims its item with ``SELECT … FOR UPDATE SKIP LOCKED`` and
     ``DELETE`` in one transaction, so no item is delivered twice and none is
     lost; a put that returned is committed. Gets blocked on an empty queue are
-    woken at once by puts through the same object and within
-    ``poll_interval`` by puts from elsewhere (a cheap ``MIN(_id), MAX(_id)``
-    query).
+    woken at once by puts through the same object, and by puts from
+    elsewhere within ``poll_interval`` to ``max_poll_interval`` (the polling of
+    a cheap ``MIN(_id), MAX(_id)`` query backs off while nothing changes).
 
     Args:
         host: the server's host name or address, or a DSN
@@ -216,8 +236,12 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         maxsize: ``> 0`` bounds the number of waiting items (across all
             processes: bounded puts take turns on a lock row).
         timeout: seconds to wait for a connection and for a row lock.
-        poll_interval: seconds between checks for changes made by other
-            connections while a ``get``/``put``/``join`` waits.
+        poll_interval: the shortest gap (default 25 ms) between checks for
+            changes made by other connections while a ``get``/``put``/``join``
+            waits: right after a change, checks come this often.
+        max_poll_interval: the longest gap (default 0.2 s): while nothing
+            changes, the gap doubles up to this, so an idle consumer costs
+            the server about five cheap queries a second.
         durability: accepted for API parity; durability is the server's
             (``innodb_flush_log_at_trx_commit=1`` and ``sync_binlog=1``
             make every commit reach the disk before the call returns).
@@ -247,6 +271,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         durability: Durability = "full",
     ) -> None:
         target = resolve_mysql_target(
@@ -280,6 +305,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             poll_interval=poll_interval,
         )
         self._adopt_target(target, self._TABLE_PREFIX)
+        self._set_max_poll_interval(max_poll_interval)
 
     def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
         engine = MySQLEngine(

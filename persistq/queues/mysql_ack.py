@@ -17,7 +17,7 @@ from ..engines.sqlite import Durability
 from ..engines.sqlite_ack import AckTableSpec
 from ._base import DEFAULT_POLL_INTERVAL
 from .ack import SQLiteAckQueue
-from .mysql import MySQLAttributes, resolve_mysql_target
+from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes, resolve_mysql_target
 
 __all__ = ("MySQLAckQueue",)
 
@@ -43,7 +43,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
     Args:
         host, user, passwd, db_name, name, port, charset, serializer,
             password, database, table_name, dsn, pool_size, driver, maxsize, timeout,
-            poll_interval, durability: as :class:`~persistq.MySQLQueue`; the
+            poll_interval, max_poll_interval, durability: as :class:`~persistq.MySQLQueue`; the
             table is ``ack_queue_{name}`` (name: 1-54 characters).
         auto_commit: accepted for compatibility; ack queues always commit
             (``False`` warns, as persist-queue does).
@@ -80,6 +80,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         durability: Durability = "full",
         auto_resume: bool = True,
         visibility_timeout: float | None = None,
@@ -121,6 +122,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             max_acked_length=max_acked_length,
         )
         self._adopt_target(target, self._TABLE_PREFIX)
+        self._set_max_poll_interval(max_poll_interval)
 
     def _make_engine(self, db_file_name: str | None) -> Any:
         return MySQLAckEngine(

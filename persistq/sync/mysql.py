@@ -12,6 +12,7 @@ from .. import serializers as _serializers
 from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
 from ..engines.sqlite import Durability
 from ..queues._base import DEFAULT_POLL_INTERVAL
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
 from ..queues.mysql import MySQLQueue as _AsyncMySQLQueue
 from .queues import SQLiteQueue
 
@@ -54,6 +55,7 @@ class MySQLQueue(SQLiteQueue):
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         durability: Durability = "full",
     ) -> None:  # the MySQL keywords replace SQLiteQueue's
         self._open_twin(
@@ -75,6 +77,7 @@ class MySQLQueue(SQLiteQueue):
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
             durability=durability,
         )
         q = self._q
@@ -95,6 +98,7 @@ class MySQLQueue(SQLiteQueue):
         self.maxsize: int = q.maxsize
         self.durability: str = q.durability
         self.poll_interval: float = q.poll_interval
+        self.max_poll_interval: float = q.max_poll_interval
 
     def open(self) -> None:
         """Connect (the constructor already did; idempotent)."""

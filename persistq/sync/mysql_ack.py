@@ -13,6 +13,7 @@ from .. import serializers as _serializers
 from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
 from ..engines.sqlite import Durability
 from ..queues._base import DEFAULT_POLL_INTERVAL
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
 from ..queues.mysql_ack import MySQLAckQueue as _AsyncMySQLAckQueue
 from .ack import SQLiteAckQueue
 
@@ -54,6 +55,7 @@ class MySQLAckQueue(SQLiteAckQueue):
         maxsize: int = 0,
         timeout: float = 10.0,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         durability: Durability = "full",
         auto_resume: bool = True,
         visibility_timeout: float | None = None,
@@ -79,6 +81,7 @@ class MySQLAckQueue(SQLiteAckQueue):
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
             durability=durability,
             auto_resume=auto_resume,
             visibility_timeout=visibility_timeout,
@@ -104,6 +107,7 @@ class MySQLAckQueue(SQLiteAckQueue):
         self.maxsize: int = q.maxsize
         self.durability: str = q.durability
         self.poll_interval: float = q.poll_interval
+        self.max_poll_interval: float = q.max_poll_interval
         self.auto_resume: bool = q.auto_resume
         self.visibility_timeout: float | None = q.visibility_timeout
         self.max_attempts: int = q.max_attempts
