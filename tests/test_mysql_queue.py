@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -483,7 +484,7 @@ async def test_waiting_get_polls_less_while_idle_and_still_wakes(env: dict[str, 
             await consumer.get(timeout=1.5)
         # Fixed 20 ms polling would be about 75 checks; backing off to 0.2 s leaves about 10.
         assert 4 <= len(polls) <= 16, polls
-        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
         assert max(gaps) < 0.2 + 0.1
         assert gaps[-1] > gaps[0] * 4
 
