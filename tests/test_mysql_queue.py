@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import multiprocessing
@@ -497,3 +498,33 @@ async def test_waiting_get_polls_less_while_idle_and_still_wakes(env: dict[str, 
             assert await consumer.get(timeout=5) == "wake"
     with pytest.raises(ValueError, match="max_poll_interval"):
         MySQLQueue(**_kwargs(env, name), max_poll_interval=0)
+
+
+@pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
+def test_a_hung_server_fails_calls_instead_of_hanging(env: dict[str, str], name: str, driver: str) -> None:
+    """With the server frozen (SIGSTOP), calls fail with StorageError after the read timeout, then recover."""
+    if not os.environ.get("PERSISTQ_MYSQL_PIDFILE"):
+        pytest.skip("needs PERSISTQ_MYSQL_PIDFILE (scripts/mariadb.sh)")
+    where = f"{env['host']}:{env['port']}"
+
+    async def main() -> None:
+        async with MySQLQueue(**_kwargs(env, name), timeout=1, driver=driver) as q:
+            assert q._engine.params.read_timeout == 8
+            await q.put_many(["a", "b"])
+            pid = _server_pid()
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(StorageError) as info:
+                    await q.put("during")
+                elapsed = time.monotonic() - started
+                assert where in str(info.value)
+                # The read timeout (8 s), then one reconnect whose handshake times out (1 s).
+                assert 7 < elapsed < 30, elapsed
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await q.put("after")
+            assert [await q.get(), await q.get(), await q.get()] == ["a", "b", "after"]
+            assert await q.qsize() == 0
+
+    asyncio.run(main())

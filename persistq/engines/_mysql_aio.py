@@ -23,6 +23,7 @@ every other value is escaped by the connection as aiomysql would.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -85,10 +86,20 @@ def _lost(exc: BaseException) -> BaseException:
     return error
 
 
-def _call(awaitable: Awaitable[T]) -> T:
+async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
+def _call(awaitable: Awaitable[T], timeout: float | None = None) -> T:
     try:
-        return await_(awaitable)
+        return await_(awaitable if timeout is None else _bounded(awaitable, timeout))
     except _SOCKET_ERRORS as exc:
+        # asyncio's TimeoutError is an OSError since Python 3.11.
+        raise _lost(exc) from exc
+    except asyncio.TimeoutError as exc:  # pragma: no cover - Python 3.10
         raise _lost(exc) from exc
 
 
@@ -116,8 +127,9 @@ class AioCursor:
 
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
         """Run one statement (``%s`` placeholders); return the affected or found row count."""
-        query = sql if args is None else sql % tuple(self._conn.literal(a) for a in args)
-        return int(_call(self._raw.execute(query)))
+        conn = self._conn
+        query = sql if args is None else sql % tuple(conn.literal(a) for a in args)
+        return int(conn._bounded_call(self._raw.execute(query)))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run ``sql`` once per row of arguments; return the summed row count."""
@@ -135,9 +147,11 @@ class AioCursor:
 class AioConnection:
     """A blocking-style connection over an aiomysql connection (inside :func:`run_bridged`)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, read_timeout: float | None = None) -> None:
         self._raw = raw
         self._cursor: Any = None
+        self._read_timeout = read_timeout
+        """Seconds to wait for a statement's answer (``None``: forever), as PyMySQL's attribute."""
 
     @property
     def open(self) -> bool:
@@ -158,11 +172,20 @@ class AioConnection:
 
     def commit(self) -> None:
         """``COMMIT``."""
-        _call(self._raw.commit())
+        self._bounded_call(self._raw.commit())
 
     def rollback(self) -> None:
         """``ROLLBACK``."""
-        _call(self._raw.rollback())
+        self._bounded_call(self._raw.rollback())
+
+    def _bounded_call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return _call(awaitable, self._read_timeout)
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == _CR_SERVER_LOST:
+                # A timeout cut the answer short: the protocol state is gone with it.
+                self.close()
+            raise
 
     def close(self) -> None:
         """Close the socket at once (the server rolls back an open transaction).
@@ -193,6 +216,11 @@ class AioConnection:
             self._raw.close()
 
 
-def connect(**kwargs: Any) -> AioConnection:
-    """Open an aiomysql connection (inside :func:`run_bridged`) with aiomysql's keywords."""
-    return AioConnection(_call(aiomysql.connect(**kwargs)))
+def connect(*, read_timeout: float | None = None, **kwargs: Any) -> AioConnection:
+    """Open an aiomysql connection (inside :func:`run_bridged`) with aiomysql's keywords.
+
+    ``connect_timeout`` bounds the handshake too (aiomysql bounds only the
+    TCP connect, so a server that accepts and then hangs would hang here).
+    """
+    timeout = kwargs.get("connect_timeout")
+    return AioConnection(_call(aiomysql.connect(**kwargs), timeout), read_timeout)

@@ -157,7 +157,11 @@ class MySQLParams:
         host, port, user, database: the server and account.
         password: never shown in a ``repr``, an error message or a log.
         charset: the connection character set.
-        connect_timeout: seconds to wait for a connection.
+        connect_timeout: seconds to wait for a connection (and its handshake).
+        read_timeout: seconds to wait for the answer to a statement before
+            the connection counts as lost (``None``: forever). Guards against
+            a server that stopped answering, or a network that silently
+            drops packets; ``OPTIMIZE TABLE`` is exempt.
     """
 
     host: str
@@ -167,6 +171,7 @@ class MySQLParams:
     password: str = field(default="", repr=False)
     charset: str = "utf8mb4"
     connect_timeout: float = 10.0
+    read_timeout: float | None = None
 
     @property
     def where(self) -> str:
@@ -532,6 +537,7 @@ class MySQLDatabase:
             "password": p.password,
             "charset": p.charset,
             "connect_timeout": max(0.1, p.connect_timeout),
+            "read_timeout": p.read_timeout,
             "autocommit": False,
             # rowcount counts matched rows, so an UPDATE to equal bytes still "finds" the row.
             "client_flag": pymysql.constants.CLIENT.FOUND_ROWS,
@@ -543,7 +549,9 @@ class MySQLDatabase:
                 conn = _mysql_aio.connect(db=p.database, **common)
             else:
                 # Bytes go as _binary'…' literals: no charset checks on blobs.
-                conn = pymysql.connect(database=p.database, binary_prefix=True, **common)
+                conn = pymysql.connect(
+                    database=p.database, binary_prefix=True, write_timeout=p.read_timeout, **common
+                )
         except Exception as exc:  # any failure to connect is a StorageError
             error = StorageError(
                 f"cannot connect to MySQL server at {p.host}:{p.port} "
@@ -717,6 +725,25 @@ class MySQLDatabase:
     def _create(self, cur: Any) -> None:
         """Create the tables (runs once, at open, on a worker thread)."""
         raise NotImplementedError
+
+    def _optimize_tables(self, slot: _Slot, tables: Sequence[str]) -> None:
+        """``OPTIMIZE TABLE`` each of ``tables`` (quoted names), with no read timeout."""
+        conn = self._conn(slot)
+        # Both drivers' connections keep their read timeout there; a rebuild
+        # takes as long as the table is big.
+        saved, conn._read_timeout = conn._read_timeout, None
+        try:
+            with conn.cursor() as cur:
+                for table in tables:
+                    cur.execute(f"OPTIMIZE TABLE {table}")
+                    for row in cur.fetchall():
+                        if len(row) >= 4 and str(row[2]).lower() == "error":
+                            raise StorageError(
+                                f"MySQL server {self.params.where}: OPTIMIZE TABLE failed: {row[3]}"
+                            )
+            conn.commit()
+        finally:
+            conn._read_timeout = saved
 
     def _table_columns(self, cur: Any, table: str) -> dict[str, str]:
         cur.execute(
@@ -1190,16 +1217,7 @@ class MySQLEngine(MySQLDatabase):
         return await self._run(self._sql_data_version, kind="read")
 
     def _optimize(self, slot: _Slot) -> None:
-        conn = self._conn(slot)
-        with conn.cursor() as cur:
-            for table in (self._t, self._pending):
-                cur.execute(f"OPTIMIZE TABLE {table}")
-                for row in cur.fetchall():
-                    if len(row) >= 4 and str(row[2]).lower() == "error":
-                        raise StorageError(
-                            f"MySQL server {self.params.where}: OPTIMIZE TABLE failed: {row[3]}"
-                        )
-        conn.commit()
+        self._optimize_tables(slot, (self._t, self._pending))
 
     async def vacuum(self) -> None:
         """Rebuild the table to give free space back (``OPTIMIZE TABLE``).

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import InvalidName, ItemNotFound, StorageError
+from ..errors import InvalidName, ItemNotFound
 from ._worker import Job
 from .mysql import (
     _MAX_IDENT,
@@ -724,13 +724,7 @@ class MySQLAckEngine(MySQLDatabase):
         return await self._run(self._sql_data_version, kind="read")
 
     def _optimize(self, slot: Any) -> None:
-        conn = self._conn(slot)
-        with conn.cursor() as cur:
-            cur.execute(f"OPTIMIZE TABLE {self._t}")
-            for row in cur.fetchall():
-                if len(row) >= 4 and str(row[2]).lower() == "error":
-                    raise StorageError(f"MySQL server {self.params.where}: OPTIMIZE TABLE failed: {row[3]}")
-        conn.commit()
+        self._optimize_tables(slot, (self._t,))
 
     async def vacuum(self) -> None:
         """Rebuild the table to give free space back (``OPTIMIZE TABLE``)."""

@@ -118,6 +118,7 @@ def resolve_mysql_target(
         raise ValueError(f"'port' must be an int between 1 and 65535, not {port!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
         raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
+    wait = float(timeout) if timeout > 0 else 10.0
     params = MySQLParams(
         host=str(host),
         port=port,
@@ -125,7 +126,10 @@ def resolve_mysql_target(
         database=str(db),
         password="" if secret is None else str(secret),
         charset=charset,
-        connect_timeout=float(timeout) if timeout > 0 else 10.0,
+        connect_timeout=wait,
+        # A statement waits at most `wait` for a row lock; an answer that takes
+        # much longer than that means the server or the network is gone.
+        read_timeout=3 * wait + 5,
     )
     return MySQLTarget(params, "sql" if qname is None else qname, pool_size, timeout, driver)
 
@@ -235,7 +239,12 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             uses the threads. The DSN may say ``?driver=…``.
         maxsize: ``> 0`` bounds the number of waiting items (across all
             processes: bounded puts take turns on a lock row).
-        timeout: seconds to wait for a connection and for a row lock.
+        timeout: seconds to wait for a connection and for a row lock. A
+            statement whose answer takes longer than ``3 * timeout + 5``
+            seconds (35 s by default) counts as a lost connection: a server
+            that hangs, or a network that silently drops packets, fails the
+            call with :class:`~persistq.errors.StorageError` instead of
+            hanging it (``OPTIMIZE TABLE`` has no such limit).
         poll_interval: the shortest gap (default 25 ms) between checks for
             changes made by other connections while a ``get``/``put``/``join``
             waits: right after a change, checks come this often.
