@@ -181,16 +181,17 @@ def test_an_unclosed_queue_warns_and_frees_its_sockets(env: dict[str, str], name
     assert sql(env, f"SELECT COUNT(*) FROM `queue_{name}`")[0][0] == 3
 
 
-def test_sync_twin_uses_aiomysql_on_its_portal(env: dict[str, str], name: str) -> None:
-    """The sync twin's default driver is aiomysql on the portal loop; "pymysql" keeps the threads."""
+def test_sync_twin_runs_pymysql_threads_unless_told(env: dict[str, str], name: str) -> None:
+    """The sync twin's "auto" means PyMySQL threads (faster there); "aiomysql" runs on its portal loop."""
     with SyncMySQLQueue(**kwargs(env, name)) as q:
         q.put(1)
         assert q.get() == 1
-        assert q._q._engine.driver_in_use == "aiomysql"
-    with SyncMySQLQueue(**kwargs(env, name), driver="pymysql") as q:
+        assert q.driver == "auto"
+        assert q._q._engine.driver_in_use == "pymysql"
+    with SyncMySQLQueue(**kwargs(env, name), driver="aiomysql") as q:
         q.put(2)
         assert q.get() == 2
-        assert q._q._engine.driver_in_use == "pymysql"
+        assert q._q._engine.driver_in_use == "aiomysql"
 
 
 @pytest.mark.anyio

@@ -234,7 +234,8 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         driver: ``"auto"`` (default): aiomysql on asyncio, with
             non-blocking sockets on the event loop, when it is installed
             (the ``mysql`` extra); PyMySQL on worker threads on trio, in the
-            sync twins' green (gevent/eventlet) mode, and without aiomysql.
+            blocking twins of :mod:`persistq.sync` (faster there), under
+            gevent/eventlet, and without aiomysql.
             ``"aiomysql"`` insists (an error on trio); ``"pymysql"`` always
             uses the threads. The DSN may say ``?driver=…``.
         maxsize: ``> 0`` bounds the number of waiting items (across all

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
+from ..engines.mysql import DEFAULT_POOL_SIZE, Driver, twin_driver
 from ..engines.sqlite import Durability
 from ..queues._base import DEFAULT_POLL_INTERVAL
 from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
@@ -77,7 +77,7 @@ class MySQLAckQueue(SQLiteAckQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
-            driver=driver,
+            driver=twin_driver(driver),
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,
@@ -99,7 +99,7 @@ class MySQLAckQueue(SQLiteAckQueue):
         self.table_name: str = q.table_name
         self.charset: str = q.charset
         self.pool_size: int = q.pool_size
-        self.driver: str = q.driver
+        self.driver: str = driver
         self.multithreading: bool = False
         self.timeout: float = q.timeout
         self.auto_commit: bool = True
