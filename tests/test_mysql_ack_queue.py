@@ -131,6 +131,32 @@ async def test_lease_expiry_extend_and_per_get_lease(env: dict[str, str], name: 
 
 
 @pytest.mark.anyio
+async def test_a_busy_consumer_still_gets_expired_and_given_back_items(
+    env: dict[str, str], name: str
+) -> None:
+    """A consumer that always finds work still redelivers expired leases and sees other objects' nacks."""
+    async with (
+        MySQLAckQueue(**_kwargs(env, name), visibility_timeout=0.3) as q,
+        MySQLAckQueue(**_kwargs(env, name)) as other,
+    ):
+        await q.put_many(list(range(3000)))
+        lost = await q.get()  # its lease runs out; nobody acks it
+        held = await other.get(visibility_timeout=60)
+        seen: list[int] = []
+        nacked_at = None
+        while lost not in seen or held not in seen:
+            item = await q.get(block=False)
+            seen.append(item)
+            await q.ack(item)
+            if nacked_at is None and len(seen) == 20:
+                await other.nack(held)  # given back by another queue object
+                nacked_at = len(seen)
+            await anyio.sleep(0.001)
+        assert len(seen) < 2900, "a busy consumer never came back to the expired or given-back item"
+        assert seen.count(lost) == 1 and seen.count(held) == 1
+
+
+@pytest.mark.anyio
 async def test_max_attempts_dead_letters_and_requeue(env: dict[str, str], name: str) -> None:
     """After max_attempts deliveries (nacks or expired leases) an item fails; requeue_failed revives it."""
     async with MySQLAckQueue(**_kwargs(env, name), max_attempts=2, visibility_timeout=0.2) as q:

@@ -24,14 +24,16 @@ items whose leases are still live for everybody else. Times handed back to the
 queue (``Claim.next_due``, the result of :meth:`MySQLAckEngine.extend`) are
 converted to this machine's ``time.time()``.
 
-**A claim is one transaction in one hop.** It reads the server's time and the
-earliest lease end and due delay (O(1) index look-ups); only when one of those
-has passed does it sweep: ``SELECT … FOR UPDATE SKIP LOCKED`` of the expired
+**A claim is one transaction in one hop.** At most every 0.1 s per queue
+object, and always before it reports that nothing is ready, it reads the
+server's time and the earliest lease end and due delay (O(1) index look-ups);
+only when one of those has passed does it sweep: ``SELECT … FOR UPDATE SKIP LOCKED`` of the expired
 leases and due delays, then ``UPDATE`` of exactly those rows (ready again, or
 failed once ``max_attempts`` deliveries are used up). Then ``SELECT … WHERE
 status = 0 … ORDER BY _id LIMIT n FOR UPDATE SKIP LOCKED`` (and the same for
-status 1, the given-back rows, in one ``UNION ALL``), and ``UPDATE`` of the rows
-taken to status 2 with ``pq_attempts + 1``, the lease end and the owner, then
+status 1, the given-back rows, in one ``UNION ALL`` when the last sweep saw
+any), and ``UPDATE`` of the rows taken to status 2 with ``pq_attempts + 1``,
+the lease end (``@@timestamp`` + lease) and the owner, then
 ``COMMIT``. A row is locked from the moment a claim selects it until that
 claim commits, and other claims skip it rather than wait; once committed it is
 status 2 with a live lease, which no claim selects. So no item is delivered
@@ -47,6 +49,7 @@ flight until ``resume_unack_tasks()``.
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +77,8 @@ _NO_LIMIT = 18446744073709551615  # MySQL's way to say "no LIMIT" before an OFFS
 _IDS_PER_STATEMENT = 500
 _TRIM_EVERY_MAX = 100
 """Acked rows are trimmed at least once per this many acks of one engine."""
+_SWEEP_EVERY = 0.1
+"""Seconds between sweeps of a consumer that keeps finding rows to claim."""
 _LOCKED_RETRY = 0.01
 """Seconds until a waiter looks again when a due row was locked by another consumer."""
 
@@ -142,6 +147,11 @@ class MySQLAckEngine(MySQLDatabase):
         self._contended = False
         self._tick = 0
         self._acks_untrimmed = 0
+        # When this engine last swept, and whether ready rows existed then
+        # (or were made since by this engine): claims between sweeps look at
+        # ready rows only if so.
+        self._swept_at = -math.inf
+        self._ready_hint = True
 
     @property
     def _skip(self) -> str:
@@ -327,6 +337,7 @@ class MySQLAckEngine(MySQLDatabase):
         walks only the rows in flight.
         """
         n: int = 0
+        self._ready_hint = True
         if max_attempts > 0:
             n += cur.execute(
                 f"UPDATE {self._t} FORCE INDEX (status_lease) SET status = {ACK_FAILED}, pq_lease = NULL, "
@@ -339,6 +350,13 @@ class MySQLAckEngine(MySQLDatabase):
             tuple(params),
         )
         return n
+
+    def _swept(self, cur: Any, max_attempts: int) -> tuple[_Probe, bool]:
+        """:meth:`_sweep`, remembering when and whether ready (given-back) rows exist."""
+        probe, swept = self._sweep(cur, max_attempts)
+        self._swept_at = time.monotonic()
+        self._ready_hint = probe[2] or swept
+        return probe, swept
 
     def _next_due(self, cur: Any, probe: _Probe, swept: bool) -> float | None:
         """When the earliest lease or delay ends, in this machine's clock."""
@@ -396,31 +414,45 @@ class MySQLAckEngine(MySQLDatabase):
         lease: float | None,
         max_attempts: int,
     ) -> Claim:
-        probe, swept = self._sweep(cur, max_attempts)
-        now, has_inited, has_ready = probe[0], probe[1], probe[2]
-        statuses = [s for s, present in ((INITED, has_inited), (READY, has_ready or swept)) if present]
-        if item_id is not None:
-            cur.execute(
-                f"SELECT {self._STATE} FROM {self._t} WHERE _id = %s AND status IN (0, 1){self._skip}",
-                (item_id,),
-            )
-            found = list(cur.fetchall())
-        else:
-            found = self._select_ready(cur, statuses, n, after_id)
-            if not found and after_id is not None:
-                # next_in_order wraps around to the start of the queue.
-                found = self._select_ready(cur, statuses, n, None)
+        # The sweep (expired leases, due delays) and the probe telling which
+        # statuses hold rows cost a round trip; a busy consumer makes them at
+        # most every _SWEEP_EVERY seconds, so expiries are noticed that much
+        # later at worst. A claim that finds nothing always sweeps first.
+        probe: _Probe | None = None
+        swept = False
+        if time.monotonic() - self._swept_at >= _SWEEP_EVERY:
+            probe, swept = self._swept(cur, max_attempts)
+        while True:
+            if item_id is not None:
+                cur.execute(
+                    f"SELECT {self._STATE} FROM {self._t} WHERE _id = %s AND status IN (0, 1){self._skip}",
+                    (item_id,),
+                )
+                found = list(cur.fetchall())
+            else:
+                statuses = [INITED, READY] if self._ready_hint else [INITED]
+                found = self._select_ready(cur, statuses, n, after_id)
+                if not found and after_id is not None:
+                    # next_in_order wraps around to the start of the queue.
+                    found = self._select_ready(cur, statuses, n, None)
+            if found or probe is not None:
+                break
+            probe, swept = self._swept(cur, max_attempts)
         if not found:
+            assert probe is not None  # the loop sweeps before it gives up
             if item_id is None:
                 # Ready rows exist, but other consumers hold every one of them.
-                self._contended = bool(statuses)
+                self._contended = probe[1] or self._ready_hint
             return Claim([], [], self._next_due(cur, probe, swept))
         self._contended = False
         ids = [int(r[0]) for r in found]
+        # The lease runs on the server's clock: @@timestamp, read by the UPDATE itself.
+        owner_id = self._host_prefix + owner
+        lease_sql = "NULL" if lease is None else "@@timestamp + %s"
         self._update_ids(
             cur,
-            f"status = {UNACK}, pq_attempts = pq_attempts + 1, pq_lease = %s, pq_owner = %s",
-            (None if lease is None else now + lease, self._host_prefix + owner),
+            f"status = {UNACK}, pq_attempts = pq_attempts + 1, pq_lease = {lease_sql}, pq_owner = %s",
+            (owner_id,) if lease is None else (float(lease), owner_id),
             ids,
         )
         # The rows are locked since the SELECT: their new state is exactly this.
@@ -433,6 +465,7 @@ class MySQLAckEngine(MySQLDatabase):
         return Claim(rows, before, None)
 
     def _sql_unclaim(self, cur: Any, before: Sequence[_Before]) -> None:
+        self._ready_hint = True
         if before:
             cur.executemany(
                 f"UPDATE {self._t} SET status = %s, pq_attempts = %s, pq_lease = %s, pq_owner = %s, "
@@ -547,6 +580,7 @@ class MySQLAckEngine(MySQLDatabase):
                 back,
             )
         elif back:
+            self._ready_hint = True
             self._update_ids(cur, f"status = {READY}, pq_lease = NULL, pq_owner = NULL", (), back)
 
     async def nack(self, ids: Sequence[int], delay: float, max_attempts: int) -> None:
@@ -608,6 +642,7 @@ class MySQLAckEngine(MySQLDatabase):
         return await self._run(self._sql_release, owner, max_attempts)
 
     def _sql_requeue(self, cur: Any, ids: Sequence[int] | None) -> int:
+        self._ready_hint = True
         assignments = f"status = {READY}, pq_attempts = 0"
         if ids is None:
             return int(
