@@ -35,10 +35,17 @@ lint: install
 	$(BIN)/ruff format --check persistq tests benchmarks examples
 	$(BIN)/mypy --strict persistq
 
-## bench: persistq beside persist-queue 1.1.0 and diskcache (MySQL rows when PERSISTQ_MYSQL_* is set)
+## bench: persistq beside persist-queue 1.1.0 and diskcache, then MySQL with 1 and 4 processes,
+## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md)
 bench: install
 	$(BIN)/python -m pip install --quiet --group bench
-	$(BIN)/python benchmarks/run_benchmark.py 1000 console
+	@status=0; \
+	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
+	set -a; . $(MARIADB_DIR)/env; set +a; \
+	$(BIN)/python benchmarks/run_benchmark.py 1000 console || status=$$?; \
+	$(BIN)/python benchmarks/mysql_processes.py --repeat 3 --out benchmarks/MYSQL_RESULTS.md || status=$$?; \
+	exit $$status
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests
 stress: install
