@@ -101,7 +101,7 @@ def test_both_drivers_store_awkward_values_exactly(env: dict[str, str], name: st
 
 
 def test_many_concurrent_tasks_share_transactions_without_loss(env: dict[str, str], name: str) -> None:
-    """200 tasks putting and 200 getting at once on aiomysql: every item exactly once."""
+    """200 tasks putting and 200 getting at once on 2 pooled aiomysql connections: each item exactly once."""
 
     async def main() -> Counter[int]:
         got: Counter[int] = Counter()
@@ -117,6 +117,9 @@ def test_many_concurrent_tasks_share_transactions_without_loss(env: dict[str, st
 
             await asyncio.gather(*[produce(k) for k in range(200)], *[consume() for _ in range(200)])
             assert await q.qsize() == 0
+            # The load spread over both pooled aiomysql connections.
+            assert all(slot.conn is not None for slot in q._engine._slots)
+            assert len(q._engine._slots) == 2
         return got
 
     got = asyncio.run(main())
