@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 from collections import Counter
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from _mysql_support import kwargs, server_env, sql, unique_name
+from _mysql_support import connect, kwargs, server_env, sql, unique_name
 
 from persistq.errors import QueueClosed
 from persistq.queues.mysql import MySQLQueue
@@ -212,3 +213,53 @@ async def test_cancelled_puts_and_gets_are_undone(env: dict[str, str], name: str
                 got += 1
         # Every put either happened (and is there or was got) or was rolled back.
         assert await q.qsize() == n - got
+
+
+def _kill_other_connections(env: dict[str, str]) -> int:
+    """KILL every connection of the test account but this one; return how many."""
+    conn = connect(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
+                (env["user"],),
+            )
+            ids = [int(r[0]) for r in cur.fetchall()]
+            for i in ids:
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    cur.execute(f"KILL CONNECTION {i}")
+            return len(ids)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
+def test_killed_connections_are_replaced_without_losing_or_repeating_items(
+    env: dict[str, str], name: str, driver: str
+) -> None:
+    """Connections killed by the server between calls are re-opened and the calls retried, on both drivers."""
+
+    async def main() -> None:
+        async with (
+            MySQLQueue(**kwargs(env, name), driver=driver) as q,
+            MySQLAckQueue(**kwargs(env, name), driver=driver) as aq,
+        ):
+            await q.put_many([0, 1])
+            await aq.put_many(["a", "b"])
+            got = []
+            assert _kill_other_connections(env) == 2  # one per queue object (pool_size=1)
+            for step in range(3):
+                await q.put(10 + step)
+                assert _kill_other_connections(env) == 1  # q's, opened again for the put
+                got.append(await q.get())
+                assert _kill_other_connections(env) == 1
+                item = await aq.get()
+                assert _kill_other_connections(env) == 1
+                await aq.nack(item) if step < 2 else await aq.ack(item)
+                assert _kill_other_connections(env) == 1
+            got += [await q.get() for _ in range(await q.qsize())]
+            assert got == [0, 1, 10, 11, 12]
+            assert await aq.acked_count() == 1
+            assert await aq.qsize() == 1
+
+    asyncio.run(main())
