@@ -263,3 +263,40 @@ def test_killed_connections_are_replaced_without_losing_or_repeating_items(
             assert await aq.qsize() == 1
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
+def test_a_connection_killed_mid_transaction_is_retried_once_and_applied_once(
+    env: dict[str, str], name: str, driver: str
+) -> None:
+    """A put whose connection is KILLed while it waits inside its transaction is retried and stored once."""
+    table = f"queue_{name}"
+
+    async def main() -> None:
+        async with MySQLQueue(**kwargs(env, name), driver=driver, maxsize=100) as q:
+            admin = connect(env)
+            try:
+                with admin.cursor() as cur:
+                    admin.begin()
+                    # Bounded puts lock this row first: the put below waits here, mid-transaction.
+                    cur.execute(
+                        "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE", (table,)
+                    )
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(q.put, "once")
+                        await anyio.sleep(0.5)
+                        cur.execute(
+                            "SELECT ID FROM information_schema.PROCESSLIST "
+                            "WHERE USER = %s AND ID <> CONNECTION_ID() AND INFO LIKE '%%FOR UPDATE%%'",
+                            (env["user"],),
+                        )
+                        waiting = [int(r[0]) for r in cur.fetchall()]
+                        assert len(waiting) == 1, waiting
+                        cur.execute(f"KILL CONNECTION {waiting[0]}")
+                        await anyio.sleep(0.3)
+                        admin.commit()  # the retried put can take the lock now
+            finally:
+                admin.close()
+            assert [r["data"] for r in await q.queue()] == ["once"]
+
+    asyncio.run(main())
