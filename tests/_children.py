@@ -174,3 +174,16 @@ def get_items(path: str, n: int, result_file: str) -> None:
     with persistq.sync.SQLiteQueue(path) as q:
         got = [q.get_nowait() for _ in range(n)]
     _write(result_file, got)
+
+
+def open_fresh_queues(base: str, rounds: int, barrier: Any, result_file: str) -> None:
+    """Each round, open a queue in a new directory together with the other children, and put one item."""
+    errors: list[str] = []
+    for r in range(rounds):
+        barrier.wait(WAIT)
+        try:
+            with persistq.sync.SQLiteQueue(f"{base}/round{r}") as q:
+                q.put(r)
+        except persistq.PersistQError as exc:
+            errors.append(f"round {r}: {exc!r}")
+    _write(result_file, errors)

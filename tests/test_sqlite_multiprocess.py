@@ -234,3 +234,16 @@ async def test_async_qsize_reflects_puts_and_gets_of_another_process(qpath: str,
         await run_child(_children.get_items, qpath, 1, str(result))
         assert _read(result) == ["w"]
         assert await q.empty()
+
+
+def test_processes_opening_a_new_queue_at_once_all_succeed(tmp_path: Path) -> None:
+    """8 processes opening one fresh queue at the same moment all open it (the WAL switch waits its turn)."""
+    children, rounds = 8, 25
+    barrier = CTX.Barrier(children)
+    results = [tmp_path / f"r{i}.json" for i in range(children)]
+    procs = [_start(_children.open_fresh_queues, str(tmp_path), rounds, barrier, str(res)) for res in results]
+    _join_all(procs, timeout=120)
+    assert [e for res in results for e in _read(res)] == []
+    for r in range(rounds):
+        with persistq.sync.SQLiteQueue(str(tmp_path / f"round{r}")) as q:
+            assert q.qsize() == children

@@ -320,7 +320,7 @@ class SQLiteDatabase:
             raise _translate(exc, self.db_path) from exc
         try:
             if not self.memory:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = self._enable_wal(conn)
                 if str(mode).lower() != "wal":
                     raise StorageError(f"{self.db_path}: cannot use WAL journal mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
@@ -329,6 +329,26 @@ class SQLiteDatabase:
             conn.close()
             raise
         self._conn = conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> Any:
+        """``PRAGMA journal_mode=WAL``, retried while other connections hold the database.
+
+        Switching a new database to WAL needs an exclusive lock, and SQLite
+        answers "database is locked" at once, without waiting in its busy
+        handler, when another connection that holds a shared lock wants it too
+        (waiting could deadlock). Processes opening a fresh queue together hit
+        this; they wait here up to ``busy_timeout`` instead.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _create(self, conn: sqlite3.Connection) -> None:
         """Create the tables (runs once, at open, on the worker thread)."""
