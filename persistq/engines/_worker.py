@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -37,7 +38,7 @@ from . import _threads as threading
 
 T = TypeVar("T")
 
-__all__ = ("Job", "Worker", "allow_inline", "run_job")
+__all__ = ("Job", "Worker", "allow_inline", "run_job", "run_job_asyncio")
 
 _local = threading.local()
 
@@ -314,25 +315,42 @@ async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | N
     except RuntimeError:
         loop = None
     if loop is not None:
-        job._loop = loop
-        job._fut = loop.create_future()
         if worker._inline is not None and _inline_allowed():
-            worker.submit_inline(job, loop)
+            submit: Callable[[Job[Any]], None] = functools.partial(worker.submit_inline, loop=loop)
         else:
-            worker.submit(job)
-        cancelled = await _wait_asyncio(job, loop)
-        if cancelled is not None:
-            if undo is not None and job.error is None:
-                undo_job = undo(job.result)
-                undo_job._loop = loop
-                undo_job._fut = loop.create_future()
-                # The undo goes to the thread: it must run even while the loop
-                # is being torn down.
-                worker.submit(undo_job)
-                await _wait_asyncio(undo_job, loop)
-            raise cancelled
-        return job.value()
+            submit = worker.submit
+        # The undo goes to the thread: it must run even while the loop is
+        # being torn down.
+        return await run_job_asyncio(job, loop, submit, undo, worker.submit)
     return await _run_job_trio(worker, job, undo)
+
+
+async def run_job_asyncio(
+    job: Job[T],
+    loop: asyncio.AbstractEventLoop,
+    submit: Callable[[Job[Any]], None],
+    undo: Callable[[T], Job[Any]] | None = None,
+    submit_undo: Callable[[Job[Any]], None] | None = None,
+) -> T:
+    """Hand ``job`` to ``submit`` and wait for it on ``loop``, with :func:`run_job`'s cancel rules.
+
+    Whoever runs the job sets ``done`` and wakes it with :func:`_wake_asyncio`.
+    A cancelled caller waits for the job to finish, then for ``undo(result)``
+    (handed to ``submit_undo``, by default ``submit``), then re-raises.
+    """
+    job._loop = loop
+    job._fut = loop.create_future()
+    submit(job)
+    cancelled = await _wait_asyncio(job, loop)
+    if cancelled is not None:
+        if undo is not None and job.error is None:
+            undo_job = undo(job.result)
+            undo_job._loop = loop
+            undo_job._fut = loop.create_future()
+            (submit_undo or submit)(undo_job)
+            await _wait_asyncio(undo_job, loop)
+        raise cancelled
+    return job.value()
 
 
 async def _run_job_trio(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None) -> T:

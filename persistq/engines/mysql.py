@@ -68,7 +68,7 @@ from ..errors import (
     StorageError,
 )
 from ._threads import green_library
-from ._worker import Job, Worker, _wait_asyncio, _wake_asyncio, run_job
+from ._worker import Job, Worker, _wake_asyncio, run_job, run_job_asyncio
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
 __all__ = (
@@ -469,19 +469,9 @@ class MySQLDatabase:
     async def _run_aio(self, slot: _Slot, job: Job[T], undo: Callable[[T], Job[Any]] | None) -> T:
         """Run ``job`` on ``slot``'s aiomysql connection; same cancel rules as :func:`run_job`."""
         loop = asyncio.get_running_loop()
-        self._submit_aio(slot, job, loop)
-        cancelled = await _wait_asyncio(job, loop)
-        if cancelled is not None:
-            if undo is not None and job.error is None:
-                undo_job = undo(job.result)
-                self._submit_aio(slot, undo_job, loop)
-                await _wait_asyncio(undo_job, loop)
-            raise cancelled
-        return job.value()
+        return await run_job_asyncio(job, loop, functools.partial(self._submit_aio, slot, loop=loop), undo)
 
     def _submit_aio(self, slot: _Slot, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
-        job._loop = loop
-        job._fut = loop.create_future()
         slot.waiting.append(job)
         if not slot.running:
             slot.running = True
