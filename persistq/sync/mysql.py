@@ -19,7 +19,33 @@ from .queues import SQLiteQueue
 __all__ = ("MySQLQueue",)
 
 
-class MySQLQueue(SQLiteQueue):
+class _MySQLTwinAttributes:
+    """Mixin of the blocking MySQL twins: the async queue's public attributes, copied once at open."""
+
+    _q: Any
+
+    def _adopt_mysql_attributes(self, driver: str) -> None:
+        q = self._q
+        self.path: str = q.path
+        self.host: str = q.host
+        self.port: int = q.port
+        self.user: str = q.user
+        self.database: str = q.database
+        self.db_name: str = q.db_name
+        self.name: str = q.name
+        self.table_name: str = q.table_name
+        self.charset: str = q.charset
+        self.pool_size: int = q.pool_size
+        self.driver: str = driver  # as asked; "auto" runs PyMySQL threads here (twin_driver)
+        self.timeout: float = q.timeout
+        self.serializer: Any = q.serializer
+        self.maxsize: int = q.maxsize
+        self.durability: str = q.durability
+        self.poll_interval: float = q.poll_interval
+        self.max_poll_interval: float = q.max_poll_interval
+
+
+class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue):
     """Blocking, thread-safe twin of :class:`persistq.MySQLQueue` (FIFO on MySQL / MariaDB).
 
     A drop-in for persist-queue's ``MySQLQueue``: same positional parameters
@@ -80,25 +106,8 @@ class MySQLQueue(SQLiteQueue):
             max_poll_interval=max_poll_interval,
             durability=durability,
         )
-        q = self._q
-        self.path: str = q.path
-        self.host: str = q.host
-        self.port: int = q.port
-        self.user: str = q.user
-        self.database: str = q.database
-        self.db_name: str = q.db_name
-        self.name: str = q.name
-        self.table_name: str = q.table_name
-        self.charset: str = q.charset
-        self.pool_size: int = q.pool_size
-        self.driver: str = driver
-        self.timeout: float = q.timeout
-        self.auto_commit: bool = q.auto_commit
-        self.serializer: Any = q.serializer
-        self.maxsize: int = q.maxsize
-        self.durability: str = q.durability
-        self.poll_interval: float = q.poll_interval
-        self.max_poll_interval: float = q.max_poll_interval
+        self._adopt_mysql_attributes(driver)
+        self.auto_commit: bool = self._q.auto_commit
 
     def open(self) -> None:
         """Connect (the constructor already did; idempotent)."""

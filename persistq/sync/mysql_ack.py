@@ -16,11 +16,12 @@ from ..queues._base import DEFAULT_POLL_INTERVAL
 from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
 from ..queues.mysql_ack import MySQLAckQueue as _AsyncMySQLAckQueue
 from .ack import SQLiteAckQueue
+from .mysql import _MySQLTwinAttributes
 
 __all__ = ("MySQLAckQueue",)
 
 
-class MySQLAckQueue(SQLiteAckQueue):
+class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue):
     """Blocking, thread-safe twin of :class:`persistq.MySQLAckQueue` (ack queue on MySQL / MariaDB).
 
     The ack API of :class:`persistq.sync.SQLiteAckQueue`, shared by any
@@ -88,26 +89,10 @@ class MySQLAckQueue(SQLiteAckQueue):
             max_attempts=max_attempts,
             max_acked_length=max_acked_length,
         )
+        self._adopt_mysql_attributes(driver)
         q = self._q
-        self.path: str = q.path
-        self.host: str = q.host
-        self.port: int = q.port
-        self.user: str = q.user
-        self.database: str = q.database
-        self.db_name: str = q.db_name
-        self.name: str = q.name
-        self.table_name: str = q.table_name
-        self.charset: str = q.charset
-        self.pool_size: int = q.pool_size
-        self.driver: str = driver
         self.multithreading: bool = False
-        self.timeout: float = q.timeout
         self.auto_commit: bool = True
-        self.serializer: Any = q.serializer
-        self.maxsize: int = q.maxsize
-        self.durability: str = q.durability
-        self.poll_interval: float = q.poll_interval
-        self.max_poll_interval: float = q.max_poll_interval
         self.auto_resume: bool = q.auto_resume
         self.visibility_timeout: float | None = q.visibility_timeout
         self.max_attempts: int = q.max_attempts
