@@ -510,8 +510,7 @@ async def test_no_lost_wakeup_when_get_and_put_share_a_batch(qpath: str) -> None
     from persistq.engines._worker import Job
 
     async with persistq.SQLiteQueue(qpath, poll_interval=30) as q:
-        worker = q._engine._worker
-        assert worker is not None
+        worker = q._engine._alive_worker()
         for n in range(40):
             gate = threading.Event()
             # Hold the storage thread so the get's claim and the put land in one
