@@ -125,7 +125,7 @@ class PDict:
             thread-safe.
         serializer: ``persistq.serializers.pickle`` (default, as
             persist-queue), ``json``, ``msgpack``, ``cbor2``, or any object
-            with ``dumps``/``loads``.
+            with ``dumps``/``loads`` or ``dump``/``load``.
         db_file_name: the database file in ``path`` (default ``data.db``).
         durability: ``"full"`` (default; fsync'd when a write returns),
             ``"normal"`` (survives a process crash) or ``"off"``.
@@ -134,7 +134,8 @@ class PDict:
 
     Raises:
         InvalidName: ``name`` is not allowed.
-        TypeError: the serializer lacks ``dumps``/``loads``.
+        TypeError: the serializer has neither ``dumps``/``loads`` nor
+            ``dump``/``load`` (or only asynchronous ones).
         ValueError: a bad ``durability`` or ``timeout``.
     """
 
@@ -150,7 +151,7 @@ class PDict:
         timeout: float = 10.0,
     ) -> None:
         validate_name(name)
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
         self.path = os.fspath(path)
@@ -237,15 +238,15 @@ class PDict:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, value: Any) -> bytes:
-        return _serializers.encode(self.serializer, value)
+        return self._codec.encode(value)
 
     def _decode(self, key: str, data: bytes) -> Any:
         try:
-            return self.serializer.loads(data)
+            return self._codec.decode(data)
         except Exception as exc:
             raise SerializationError(
                 f"the value of key {key!r} in {self._store.db_path} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"{self._codec.name}: {exc}"
             ) from exc
 
     async def _page(self, kind: PageKind, after: int | None) -> tuple[list[Any], int | None]:

@@ -5,8 +5,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import persistq
+
+SQLITE_KINDS: list[Any] = [
+    persistq.SQLiteQueue,
+    persistq.FILOSQLiteQueue,
+    persistq.UniqueQ,
+    persistq.PriorityQueue,
+    persistq.SQLiteAckQueue,
+    persistq.UniqueAckQ,
+    persistq.PriorityAckQueue,
+]
+"""Every async queue kind on SQLite."""
 
 
 @pytest.fixture(

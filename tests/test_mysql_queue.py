@@ -178,6 +178,31 @@ async def test_serializer_mismatch(env: dict[str, str], name: str) -> None:
     await q.close()
 
 
+class _StreamPickle:
+    """persist-queue's file-queue serializer shape: dump/load only."""
+
+    NAME = "stream-pickle"
+
+    def dump(self, value: Any, fp: Any) -> None:
+        pickle.dump(value, fp, protocol=4)
+
+    def load(self, fp: Any) -> Any:
+        return pickle.load(fp)
+
+
+@pytest.mark.anyio
+async def test_dump_load_only_serializer(env: dict[str, str], name: str) -> None:
+    """A serializer with only dump/load stores and returns items on the server, also after a reopen."""
+    async with MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as q:
+        await q.put({"a": [1, 2]})
+        await q.put_many(["b", b"c"])
+    async with MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as q:
+        assert await q.get_many(3) == [{"a": [1, 2]}, "b", b"c"]
+    with persistq.sync.MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as sq:
+        sq.put(("t", 1))
+        assert sq.get() == ("t", 1)
+
+
 @pytest.mark.anyio
 async def test_opens_and_widens_a_persist_queue_table(env: dict[str, str], name: str) -> None:
     """A table with persist-queue's INT/BLOB/FLOAT schema opens in place and is widened."""

@@ -80,7 +80,8 @@ class SQLiteQueue:
             done come back (in their old place) after a restart, a ``close()``
             or a crash of their process.
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
-            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
+            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads`` or
+            ``dump``/``load`` (see :mod:`persistq.serializers`).
         db_file_name: the database file in ``path`` (default ``data.db``).
         maxsize: ``> 0`` bounds the number of waiting items: ``put`` then
             blocks (or raises :class:`~persistq.errors.Full`).
@@ -110,7 +111,7 @@ class SQLiteQueue:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         validate_name(name)
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
         self.path = os.fspath(path)
@@ -257,15 +258,14 @@ class SQLiteQueue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        return _serializers.encode(self.serializer, item)
+        return self._codec.encode(item)
 
     def _decode(self, row: Row) -> Any:
         try:
-            return self.serializer.loads(row[1])
+            return self._codec.decode(row[1])
         except Exception as exc:
             raise SerializationError(
-                f"item {row[0]} in {self._engine.db_path} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"item {row[0]} in {self._engine.db_path} cannot be decoded with {self._codec.name}: {exc}"
             ) from exc
 
     async def _poll(self) -> bool:

@@ -66,8 +66,10 @@ class Queue:
             always created in the queue directory, so the rename that
             publishes them is atomic.
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
-            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
-            It is recorded on creation; reopening with another raises
+            ``msgpack``, ``cbor2``, or any object with ``dump``/``load``
+            (persist-queue's file-queue protocol) or ``dumps``/``loads``.
+            Each record is framed by the queue, so ``load`` gets exactly
+            one record's bytes. It is recorded on creation; reopening with another raises
             :class:`~persistq.errors.SerializerMismatch`.
         autosave: ``False``: a got item is acknowledged by ``task_done()``
             (items not done come back after a restart). ``True``: ``get``
@@ -99,7 +101,7 @@ class Queue:
     ) -> None:
         if serializer is None:
             serializer = _serializers.pickle
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise ValueError(f"'chunksize' must be a positive int, not {chunksize!r}")
         if on_corruption not in ("raise", "quarantine"):
@@ -230,16 +232,16 @@ class Queue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        return _serializers.encode(self.serializer, item)
+        return self._codec.encode(item)
 
     def _decode(self, record: Record) -> Any:
         try:
-            return self.serializer.loads(record[1])
+            return self._codec.decode(record[1])
         except Exception as exc:
             (seg, off) = record[0]
             raise SerializationError(
                 f"the item at offset {off} of segment {seg} in {self.path!r} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"{self._codec.name}: {exc}"
             ) from exc
 
     def _check_open(self) -> None:
