@@ -95,6 +95,7 @@ class SQLiteAckQueue(SQLiteQueue):
     """
 
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
+    _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     def __init__(
         self,

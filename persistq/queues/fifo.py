@@ -95,6 +95,8 @@ class SQLiteQueue:
     _TABLE_PREFIX: ClassVar[str] = "queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
     _UNIQUE: ClassVar[bool] = False
+    _ASYNC_LEGACY_TABLE: ClassVar[bool] = True
+    """Whether persist-queue had an async class of this kind (its table: ``_TABLE_PREFIX``)."""
 
     def __init__(
         self,
@@ -143,10 +145,13 @@ class SQLiteQueue:
 
     def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
         """Build the storage engine (a hook for kinds on other engines)."""
+        # persist-queue's AsyncSQLiteQueue kinds used the bare prefix as table,
+        # whatever their name: a default-named queue finds their items there.
+        legacy = self._TABLE_PREFIX if self._ASYNC_LEGACY_TABLE and self.name == "default" else None
         return SQLiteEngine(
             self.path,
             db_file_name,
-            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
+            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE, legacy),
             _serializers.serializer_name(self.serializer),
             self.durability,
             self.timeout,
