@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -32,6 +31,8 @@ from ..engines.sqlite import (
 from ..errors import Empty, Full, QueueClosed, SerializationError
 from ._base import (
     DEFAULT_POLL_INTERVAL,
+    HeldItems,
+    Key,
     QueueStatistics,
     TaskCounter,
     Waiters,
@@ -44,7 +45,6 @@ from ._base import (
 
 __all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
-Key = tuple[str, int]
 _Q = TypeVar("_Q", bound="SQLiteQueue")
 
 
@@ -131,9 +131,8 @@ class SQLiteQueue:
         self._putters = Waiters()
         self._joiners = Waiters()
         self._tasks = TaskCounter()
-        # auto_commit=False: ids got and not yet done, per caller and overall.
-        self._pending_by_key: dict[Key, deque[int]] = {}
-        self._pending_owner: dict[int, Key] = {}
+        # auto_commit=False: ids got and not yet done, per caller.
+        self._held: HeldItems[int] = HeldItems()
         self._state = "new"
         self._open_lock: anyio.Lock | None = None
         self._data_version: int | None = None
@@ -464,11 +463,7 @@ class SQLiteQueue:
             await self._getters.wait(deadline, self.poll_interval, self._poll, seen)
             self._check_open()
         if self._owner is not None:
-            k = key if key is not None else caller_key()
-            ids = self._pending_by_key.setdefault(k, deque())
-            for row in rows:
-                ids.append(row[0])
-                self._pending_owner[row[0]] = k
+            self._held.add(key if key is not None else caller_key(), [row[0] for row in rows])
         self._putters.wake(len(rows))
         return rows
 
@@ -484,9 +479,7 @@ class SQLiteQueue:
         except SerializationError:
             # Never lose an item we cannot decode: it goes back to its place.
             for row in rows:
-                key = self._pending_owner.pop(row[0], None)
-                if key is not None:
-                    self._pending_by_key[key].remove(row[0])
+                self._held.discard(row[0])
             self._untake(len(rows))
             with anyio.CancelScope(shield=True):
                 await self._engine.restore(rows, from_pending=self._owner is not None)
@@ -504,33 +497,39 @@ class SQLiteQueue:
 
         With ``auto_commit=False`` this deletes, for good and durably, the
         oldest item this task (or thread) got and has not marked done — never
-        an item another task is still working on — falling back to the oldest
-        such item of any task.
+        an item another task is still working on. A task that holds none (a
+        worker the getter handed the item to, or ``asyncio.gather`` of
+        ``task_done`` calls) finishes the oldest item this queue object
+        handed out and nobody marked done. Concurrent calls never finish the
+        same item; a call that fails or is cancelled finishes none.
 
         Raises:
-            ValueError: called more times than there were items.
+            ValueError: called more times than items were got.
         """
         await self._task_done(None)
 
     async def _task_done(self, key: Key | None) -> None:
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        self._tasks.check_done()
-        if self._owner is not None and self._pending_owner:
-            k = key if key is not None else caller_key()
-            ids = self._pending_by_key.get(k)
-            if ids:
-                item_id = ids[0]
-            else:
-                item_id = next(iter(self._pending_owner))
-                k = self._pending_owner[item_id]
-            await self._engine.finish([item_id])
-            self._pending_owner.pop(item_id, None)
-            owned = self._pending_by_key[k]
-            owned.remove(item_id)
-            if not owned:
-                del self._pending_by_key[k]
-        if self._tasks.done() == 0:
+        if self._owner is None:
+            if self._tasks.done() == 0:
+                self._joiners.wake_all()
+            return
+        self._tasks.claim()
+        # Taken before the await, so a concurrent task_done picks another item.
+        held = self._held.claim(key if key is not None else caller_key())
+        if held is None:
+            # Every item counted is still on its way to its getter: none was handed out yet.
+            self._tasks.settle(done=False)
+            raise ValueError("task_done() called too many times")
+        try:
+            await self._engine.finish([held.item])
+        except BaseException:
+            # Failed, or cancelled (the engine put the row back): nothing was finished.
+            self._held.restore(held)
+            self._tasks.settle(done=False)
+            raise
+        if self._tasks.settle(done=True) == 0:
             self._joiners.wake_all()
 
     def _task_done_from_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -637,7 +636,7 @@ class SQLiteQueue:
             tasks_waiting_get=len(self._getters),
             tasks_waiting_put=len(self._putters),
             unfinished_tasks=self._tasks.outstanding,
-            pending=len(self._pending_owner),
+            pending=len(self._held),
             maxsize=self.maxsize,
             durability=self.durability,
         )
