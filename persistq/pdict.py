@@ -117,8 +117,9 @@ class PDict:
     and stays readable by it.
 
     Args:
-        path: directory of the database (created owner-only if missing), or
-            ``":memory:"``.
+        path: an existing SQLite database file, else the directory of the
+            database (created owner-only if missing), or ``":memory:"``; as
+            :class:`~persistq.SQLiteQueue`'s ``path``.
         name: the mapping's name; the table is ``dict_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``.
         multithreading: accepted for compatibility; every PDict is
@@ -126,7 +127,8 @@ class PDict:
         serializer: ``persistq.serializers.pickle`` (default, as
             persist-queue), ``json``, ``msgpack``, ``cbor2``, or any object
             with ``dumps``/``loads`` or ``dump``/``load``.
-        db_file_name: the database file in ``path`` (default ``data.db``).
+        db_file_name: the database file in the directory ``path`` (default
+            ``data.db``).
         durability: ``"full"`` (default; fsync'd when a write returns),
             ``"normal"`` (survives a process crash) or ``"off"``.
         timeout: seconds to wait for another connection's write lock before

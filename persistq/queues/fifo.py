@@ -62,15 +62,26 @@ def _item_id(value: object) -> int | None:
 class SQLiteQueue:
     """A persistent FIFO queue in an SQLite database (async; asyncio and trio).
 
-    Drop-in for persist-queue's ``SQLiteQueue`` (and ``AsyncSQLiteQueue``, with
-    ``path`` a directory as for the sync class), plus ``maxsize``,
+    Drop-in for persist-queue's ``SQLiteQueue`` and ``AsyncSQLiteQueue``
+    (whose database files open in place), plus ``maxsize``,
     ``join``, ``put_many``/``get_many``, durability modes and ``async with``.
 
     Args:
-        path: directory of the database (created owner-only if missing), or
-            ``":memory:"`` for a private in-memory queue.
+        path: an existing SQLite database **file** (as persist-queue's
+            ``AsyncSQLiteQueue`` took) is used as the database. Anything else
+            is a **directory**, created owner-only if missing, holding
+            ``db_file_name`` (persist-queue's ``SQLiteQueue`` meaning): a new
+            path is a directory even when it ends in ``.db``, so
+            ``SQLiteQueue("my_queue.db")`` makes ``my_queue.db/data.db``. To
+            create a database file at a path of your choice, pass its
+            directory and ``db_file_name``. ``":memory:"``: a private
+            in-memory queue. A file that is not an SQLite database raises
+            :class:`~persistq.errors.CorruptionError` at open.
         name: the queue's name; the table is ``queue_{name}``. 1-64 ASCII
-            letters, digits, ``_`` or ``-``.
+            letters, digits, ``_`` or ``-``. In a database holding
+            persist-queue's async table (``queue``, ``filo_queue``,
+            ``unique_queue``: no suffix; it ignored ``name``) and no
+            ``{table}_default``, the queue named ``"default"`` uses that table.
         multithreading: accepted for compatibility; every queue is thread-safe.
         timeout: seconds to wait for another connection's write lock before
             an operation fails with :class:`~persistq.errors.StorageError`
@@ -82,7 +93,8 @@ class SQLiteQueue:
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
             ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads`` or
             ``dump``/``load`` (see :mod:`persistq.serializers`).
-        db_file_name: the database file in ``path`` (default ``data.db``).
+        db_file_name: the database file in the directory ``path`` (default
+            ``data.db``); a ``ValueError`` when ``path`` is itself a file.
         maxsize: ``> 0`` bounds the number of waiting items: ``put`` then
             blocks (or raises :class:`~persistq.errors.Full`).
         durability: ``"full"`` (default; fsync'd when a call returns),
