@@ -152,21 +152,27 @@ class Codec:
         encoding a canonical copy. Raised before anything is written, so a
         failed put leaves the queue unchanged.
         """
-        kwargs = {"sort_keys": True} if sort_keys and self._sort else {}
         try:
-            obj = _canonical(value) if sort_keys and not self._sort else value
-            if self.stream:
-                buf = io.BytesIO()
-                returned = self._dumps(obj, buf, **kwargs)
-                data: Any = returned if inspect.isawaitable(returned) else buf.getvalue()
+            if not sort_keys and not self.stream:  # the common case, kept short
+                data: Any = self._dumps(value)
             else:
-                data = self._dumps(obj, **kwargs)
+                kwargs = {"sort_keys": True} if sort_keys and self._sort else {}
+                obj = _canonical(value) if sort_keys and not self._sort else value
+                if self.stream:
+                    buf = io.BytesIO()
+                    returned = self._dumps(obj, buf, **kwargs)
+                    data = returned if inspect.isawaitable(returned) else buf.getvalue()
+                else:
+                    data = self._dumps(obj, **kwargs)
         except Exception as exc:
             raise _SerializationError(
                 f"cannot serialize {type(value).__name__} with {self.name}: {exc}"
             ) from exc
         if type(data) is bytes:
             return data
+        return self._not_bytes(data)
+
+    def _not_bytes(self, data: Any) -> bytes:
         if isinstance(data, (bytearray, memoryview)):
             return bytes(data)
         if inspect.isawaitable(data):
