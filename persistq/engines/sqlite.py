@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..errors import (
+    CorruptionError,
     InvalidName,
     ItemNotFound,
     QueueClosed,
@@ -48,6 +49,8 @@ NewRow = tuple[bytes, float, "int | None"]
 PendingRow = tuple[int, bytes, float, str, "int | None"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
@@ -83,11 +86,45 @@ class TableSpec:
             ``"priority"`` (lowest ``priority`` first, then lowest ``_id``).
         unique: the table refuses a second copy of stored bytes
             (``UNIQUE (data)``): a put of a duplicate stores nothing.
+        legacy: persist-queue's async table for this kind (``queue``,
+            ``filo_queue``, ``unique_queue``: no name suffix), used instead of
+            ``table`` when the database holds it and not ``table``.
     """
 
     table: str
     order: Literal["fifo", "filo", "priority"] = "fifo"
     unique: bool = False
+    legacy: str | None = None
+
+
+def locate_database(path: str | os.PathLike[str], db_file_name: str | None) -> tuple[str | None, str]:
+    """Where a queue's database is: ``(directory to create, or None; database file)``.
+
+    An existing regular file is the database file itself (persist-queue's
+    async classes took a file path). Anything else is a directory, created if
+    missing, holding ``db_file_name`` (default ``data.db``): persist-queue's
+    sync classes' meaning, so ``SQLiteQueue("my_queue.db")`` still makes the
+    directory ``my_queue.db/`` with ``data.db`` in it. ``":memory:"`` is an
+    in-memory database.
+
+    Raises:
+        ValueError: ``db_file_name`` is a path, or is given with a ``path``
+            that is a database file.
+    """
+    location = os.fspath(path)
+    if location == ":memory:":
+        return None, location
+    if os.path.isfile(location):
+        if db_file_name is not None:
+            raise ValueError(
+                f"{location!r} is a database file, so db_file_name={db_file_name!r} has no directory to "
+                "name a file in: pass the file as path, or its directory as path and its name as db_file_name"
+            )
+        return None, location
+    name = db_file_name or "data.db"
+    if not isinstance(name, str) or not name or os.sep in name or (os.altsep and os.altsep in name):
+        raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
+    return location, os.path.join(location, name)
 
 
 def _translate(exc: sqlite3.Error, db: str) -> StorageError:
@@ -95,8 +132,6 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
     if isinstance(exc, sqlite3.DatabaseError) and (
         "not a database" in message or "malformed" in message or "corrupt" in message
     ):
-        from ..errors import CorruptionError
-
         return CorruptionError(f"{db}: {message}")
     if "locked" in message or "busy" in message:
         return StorageError(
@@ -340,10 +375,11 @@ class SQLiteDatabase:
     and add their operations as jobs run through :meth:`_run`.
 
     Args:
-        path: the directory (created, owner-only, if missing), or
-            ``":memory:"``.
-        db_file_name: the database file in ``path`` (persist-queue's default
-            ``data.db``).
+        path: an existing database file; otherwise the directory (created,
+            owner-only, if missing) that holds it; or ``":memory:"``. See
+            :func:`locate_database`, consulted again at open.
+        db_file_name: the database file in the directory ``path``
+            (persist-queue's default ``data.db``).
         durability: ``"full"`` (fsync per commit), ``"normal"`` (survives a
             process crash, may lose the last commits on power loss) or
             ``"off"``.
@@ -363,15 +399,9 @@ class SQLiteDatabase:
         self.busy_timeout = busy_timeout
         self.label = label
         self.memory = os.fspath(path) == ":memory:"
-        if self.memory:
-            self.db_path = ":memory:"
-        else:
-            directory = os.fspath(path)
-            name = db_file_name or "data.db"
-            if os.sep in name or (os.altsep and os.altsep in name):
-                raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
-            self.db_path = os.path.join(directory, name)
-        self._directory = None if self.memory else os.fspath(path)
+        self._path = os.fspath(path)
+        self._db_file_name = db_file_name
+        self._directory, self.db_path = locate_database(path, db_file_name)
         self._db: _Connection | None = None
         self._closed = False
         self._pid = os.getpid()
@@ -413,6 +443,10 @@ class SQLiteDatabase:
 
     # --------------------------------------------------------------- open/close
 
+    def _relocate(self) -> None:
+        # Again at open: the file may have been created since the constructor ran.
+        self._directory, self.db_path = locate_database(self._path, self._db_file_name)
+
     def _connect(self, db: _Connection) -> None:
         """Open the shared connection if this is its first store, then create this store's tables."""
         if db.conn is None:
@@ -420,9 +454,13 @@ class SQLiteDatabase:
         self._create(db.conn)  # type: ignore[arg-type]
 
     def _connect_new(self, db: _Connection) -> None:
+        if self._directory is None and not self.memory:
+            self._check_header()
         if self._directory is not None:
             if os.path.exists(self._directory) and not os.path.isdir(self._directory):
-                raise StorageError(f"queue path {self._directory!r} exists and is not a directory")
+                raise StorageError(
+                    f"queue path {self._directory!r} exists and is neither a directory nor a database file"
+                )
             try:
                 os.makedirs(self._directory, mode=0o700, exist_ok=True)
             except OSError as exc:
@@ -454,6 +492,20 @@ class SQLiteDatabase:
             conn.close()
             raise
         db.conn = conn
+
+    def _check_header(self) -> None:
+        """Refuse, with a clear error, a file given as the database that is not one."""
+        try:
+            with open(self.db_path, "rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise StorageError(f"cannot read database file {self.db_path!r}: {exc}") from exc
+        # An empty file is a new database (as sqlite3 and persist-queue treat it).
+        if head and head != SQLITE_MAGIC:
+            raise CorruptionError(
+                f"queue path {self.db_path!r} is a file but not an SQLite database "
+                "(a queue path is a directory, or an existing SQLite database file)"
+            )
 
     def _enable_wal(self, conn: sqlite3.Connection) -> Any:
         """``PRAGMA journal_mode=WAL``, retried while other connections hold the database.
@@ -532,6 +584,7 @@ class SQLiteDatabase:
         """
         if self._check_reopen():
             return
+        self._relocate()
         db = _acquire(self)
         job: Job[None] = Job(self._connect, db, kind="bare")
         job.owner = self
@@ -547,6 +600,7 @@ class SQLiteDatabase:
         """Like :meth:`open`, blocking the calling thread."""
         if self._check_reopen():
             return
+        self._relocate()
         db = _acquire(self)
         try:
             db.worker.run_blocking(Job(self._connect, db, kind="bare"))
@@ -626,11 +680,8 @@ class SQLiteEngine(SQLiteDatabase):
         busy_timeout: float = 10.0,
     ) -> None:
         super().__init__(path, db_file_name, durability, busy_timeout, spec.table)
-        self.spec = spec
+        self._use_table(spec)
         self.serializer_name = serializer_name
-        t = spec.table
-        self._t = _quote(t)
-        self._pending = _quote(f"persistq_pending_{t}")
         self._asc = spec.order != "filo"
         self._prio = spec.order == "priority"
         # Columns read back for every row: the priority column only exists on
@@ -640,10 +691,24 @@ class SQLiteEngine(SQLiteDatabase):
             spec.order
         ]
 
+    def _use_table(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self._t = _quote(spec.table)
+        self._pending = _quote(f"persistq_pending_{spec.table}")
+
     def _create(self, conn: sqlite3.Connection) -> None:
-        t = self.spec.table
         conn.execute("BEGIN IMMEDIATE")
         try:
+            legacy = self.spec.legacy
+            if (
+                legacy is not None
+                and self._table_exists(conn, legacy)
+                and not self._table_exists(conn, self.spec.table)
+            ):
+                # A database persist-queue's AsyncSQLiteQueue wrote (it ignored
+                # `name`): its items are in the bare table; adopt it.
+                self._use_table(TableSpec(legacy, self.spec.order, self.spec.unique))
+            t = self.spec.table
             existed = self._table_exists(conn, t)
             # persist-queue's schemas, so its databases open in place.
             extra = ", priority INTEGER" if self._prio else ""
