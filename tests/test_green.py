@@ -19,8 +19,8 @@ CHILD = str(Path(__file__).with_name("_green_children.py"))
 LIBRARIES = ["gevent", "eventlet"]
 
 
-def run_child(library: str, scenario: str, kind: str, directory: Path, timeout: float = 90) -> None:
-    """Run one scenario in a child process and fail with its output unless it passed."""
+def run_child(library: str, scenario: str, kind: str, directory: Path, timeout: float = 90) -> str:
+    """Run one scenario in a child process and fail with its output unless it passed; return its stderr."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
@@ -32,6 +32,7 @@ def run_child(library: str, scenario: str, kind: str, directory: Path, timeout: 
     )
     assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     assert f"OK {scenario}" in proc.stdout, proc.stdout
+    return proc.stderr
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "file"])
@@ -66,6 +67,20 @@ def test_get_timeout_is_on_time(library: str, kind: str, tmp_path: Path) -> None
 def test_ack_queue_get_ack(library: str, tmp_path: Path) -> None:
     """SQLiteAckQueue get waits cooperatively; ack and nack work."""
     run_child(library, "ack", "ack", tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_script_without_close_exits_quietly(library: str, kind: str, tmp_path: Path) -> None:
+    """A green script that never closes its queues exits with greenlets blocked in get(); items are kept."""
+    import persistq.sync
+
+    assert run_child(library, "unclosed", kind, tmp_path, timeout=30) == ""
+    path = str(tmp_path / f"{kind}-q")
+    q = persistq.sync.SQLiteQueue(path) if kind == "sqlite" else persistq.sync.Queue(path)
+    with q:
+        # The file queue gives back the item got and not task_done.
+        assert q.get_nowait() == ("kept" if kind == "file" else "taken")
 
 
 def test_normal_process_is_not_green() -> None:

@@ -1,12 +1,20 @@
-"""A dedicated storage thread, fed by a job list, that runs jobs in batches.
+"""Storage workers: job lists run in batches by a small pool of storage threads.
 
-Each storage engine owns one :class:`Worker`: one OS thread that owns the
-engine's connection (or files). Callers on any event loop (asyncio or trio),
-or on a plain thread, hand it a :class:`Job` and wait for it without blocking
-their loop. The thread takes every job waiting when it wakes up and gives the
-whole list to the engine's ``execute`` function, which can run them in one
-transaction with one fsync (group commit). Results go back in one hand-off per
-batch and per event loop, not one per job.
+Each storage connection (or file set) has one :class:`Worker`: a job list and
+the right to use the connection, which only one thread holds at a time.
+Callers on any event loop (asyncio or trio), or on a plain thread, hand it a
+:class:`Job` and wait for it without blocking their loop. A worker with jobs
+is run by a thread of the process's storage pool: the thread takes every job
+waiting and gives the whole list to the engine's ``execute`` function, which
+can run them in one transaction with one fsync (group commit), and repeats
+until the list is empty. Results go back in one hand-off per batch and per
+event loop, not one per job.
+
+The pool: a worker does not own a thread. Threads are started when workers
+with jobs outnumber idle threads (up to :data:`MAX_THREADS`), hand themselves
+the next worker directly, and exit after :data:`IDLE_SECONDS` without work, so
+a thousand idle queues cost no thread at all. A connection may run on
+different pool threads over time, never on two at once.
 
 Inline batches: on a thread marked with :func:`allow_inline` (persistq.sync's
 portal loop), jobs are gathered until the loop's current iteration ends and then
@@ -27,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -38,12 +48,28 @@ from . import _threads as threading
 
 T = TypeVar("T")
 
-__all__ = ("Job", "Worker", "allow_inline", "run_job", "run_job_asyncio")
+__all__ = (
+    "IDLE_SECONDS",
+    "MAX_THREADS",
+    "Job",
+    "Worker",
+    "allow_inline",
+    "pool_threads",
+    "run_job",
+    "run_job_asyncio",
+    "stop_worker",
+)
 
 _local = threading.local()
 
 _CONCURRENCY_WINDOW = 0.05
 """Seconds after a batch of several jobs during which batches go to the thread."""
+
+MAX_THREADS = 32
+"""Most storage threads the pool runs at once; more busy workers wait their turn."""
+
+IDLE_SECONDS = 5.0
+"""A storage thread without work for this long exits."""
 
 
 def allow_inline() -> None:
@@ -121,20 +147,105 @@ def _wake_trio(jobs: list[Job[Any]]) -> None:
         job._event.set()
 
 
+class _PoolThread:
+    """One storage thread's hand-off slot: the worker to run next, and the lock it sleeps on."""
+
+    __slots__ = ("lock", "work")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.work: Worker | None = None
+
+
+class _Pool:
+    """The process's storage threads (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Most recently idle last: it is handed work first (its caches are warm),
+        # and the ones at the bottom time out when the load drops.
+        self._idle: list[_PoolThread] = []
+        self._waiting: deque[Worker] = deque()
+        self.threads = 0
+
+    def schedule(self, worker: Worker) -> None:
+        """Have a pool thread run ``worker`` (which has jobs and is not running)."""
+        with self._lock:
+            if self._idle:
+                slot = self._idle.pop()
+                slot.work = worker
+                slot.lock.release()
+                return
+            if self.threads >= MAX_THREADS:
+                self._waiting.append(worker)
+                return
+            self.threads += 1
+        try:
+            threading.Thread(target=self._run, args=(worker,), name="persistq-storage", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self.threads -= 1
+                self._waiting.append(worker)
+            raise
+
+    def _run(self, worker: Worker) -> None:
+        slot = _PoolThread()
+        current: Worker | None = worker
+        while current is not None:
+            current._drain()
+            current = self._next(slot)
+
+    def _next(self, slot: _PoolThread) -> Worker | None:
+        with self._lock:
+            if self._waiting:
+                return self._waiting.popleft()
+            slot.work = None
+            self._idle.append(slot)
+        if not slot.lock.acquire(True, IDLE_SECONDS):
+            with self._lock:
+                if slot in self._idle:
+                    self._idle.remove(slot)
+                    self.threads -= 1
+                    return None
+            # schedule() picked this thread as the timeout passed: it has
+            # already set the work and released the lock.
+            slot.lock.acquire()
+        return slot.work
+
+
+_pool = _Pool()
+
+
+def pool_threads() -> int:
+    """How many storage threads the pool runs now (busy or idle)."""
+    return _pool.threads
+
+
+def _after_fork_in_child() -> None:
+    # The parent's pool threads do not exist in the child.
+    global _pool
+    _pool = _Pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Worker:
-    """The storage thread of one engine.
+    """The job list of one connection, run by the storage pool.
 
     Args:
-        name: the thread's name (shown by debuggers and ``py-spy``).
-        execute: runs a batch of jobs on the thread, setting each job's
+        name: names the worker (shown in ``repr`` and errors).
+        execute: runs a batch of jobs on a pool thread, setting each job's
             ``result`` or ``error``; it must not raise.
-        on_exit: called on the worker thread when it stops (closes the
-            connection); errors are ignored.
+        on_exit: called on a pool thread when the worker stops (closes the
+            connection), after its last jobs; errors are ignored.
         inline: optional ``inline(batch) -> bool``: runs a batch on an event
             loop's thread (see :func:`allow_inline`) without ever waiting for
             another connection's lock; returns False, leaving the jobs
             untouched, when it would have to wait. Engines without it always
-            use the thread.
+            use the pool.
     """
 
     def __init__(
@@ -144,62 +255,102 @@ class Worker:
         on_exit: Callable[[], None] | None = None,
         inline: Callable[[list[Job[Any]]], bool] | None = None,
     ) -> None:
+        self.name = name
         self._execute = execute
         self._inline = inline
         self._on_exit = on_exit
         self._jobs: list[Job[Any]] = []
-        # Serialises use of the connection between the thread and inline batches.
+        # Serialises use of the connection between pool threads and inline batches.
         self._exec_lock = threading.Lock()
         self._inline_jobs: list[Job[Any]] = []
         self._inline_scheduled = False
         self._last_concurrent = -_CONCURRENCY_WINDOW
-        self._cv = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        # True while the worker waits for, or runs on, a pool thread.
+        self._scheduled = False
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._stopped = threading.Event()
+        # Jobs standing for callers waiting on stop(): delivered once on_exit ran.
+        self._stop_waiters: list[Job[Any]] = []
+
+    def __repr__(self) -> str:
+        return f"<persistq storage worker {self.name!r}{' stopping' if self._stopping else ''}>"
 
     @property
     def alive(self) -> bool:
-        """Whether the thread still accepts jobs."""
+        """Whether the worker still accepts jobs."""
         return not self._stopping
 
     def submit(self, job: Job[Any]) -> None:
         """Queue a job; it runs in the next batch."""
-        with self._cv:
+        with self._mutex:
             if self._stopping:
                 raise QueueClosed("the queue is closed")
             self._jobs.append(job)
-            if len(self._jobs) == 1:
-                self._cv.notify()
+            if self._scheduled:
+                return
+            self._scheduled = True
+        _pool.schedule(self)
 
-    def stop(self) -> None:
-        """Ask the thread to finish the jobs it has and then exit (non-blocking)."""
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
+    def _submit_batch(self, batch: list[Job[Any]]) -> None:
+        # Jobs already accepted (inline ones the loop could not run): queued even while stopping.
+        with self._mutex:
+            self._jobs.extend(batch)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        _pool.schedule(self)
+
+    def stop(self, waiter: Job[Any] | None = None) -> None:
+        """Stop accepting jobs; finish the queued ones, then run ``on_exit`` (non-blocking).
+
+        ``waiter``, if given, is delivered (as a finished job) once ``on_exit``
+        has run: :func:`stop_worker` waits on it.
+        """
+        with self._mutex:
+            if self._stopped.is_set():
+                already = waiter is not None
+            else:
+                already = False
+                if waiter is not None:
+                    self._stop_waiters.append(waiter)
+                self._stopping = True
+                if self._scheduled:
+                    return  # the running drain sees the flag when its list is empty
+                self._scheduled = True
+        if already:
+            assert waiter is not None
+            self._deliver([waiter])
+        else:
+            _pool.schedule(self)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to exit (never from the worker thread itself)."""
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        """Wait until the worker has stopped (its last jobs and ``on_exit`` done)."""
+        self._stopped.wait(timeout)
 
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cv:
-                    while not self._jobs and not self._stopping:
-                        self._cv.wait()
-                    batch, self._jobs = self._jobs, []
+    def _drain(self) -> None:
+        """Run batches until the job list is empty (on a pool thread)."""
+        while True:
+            with self._mutex:
+                batch, self._jobs = self._jobs, []
                 if not batch:
-                    return
-                with self._exec_lock:
-                    self._execute(batch)
-                self._deliver(batch)
-        finally:
-            if self._on_exit is not None:
-                # Nothing could report an error here: the thread is ending.
-                with self._exec_lock, contextlib.suppress(Exception):
-                    self._on_exit()
+                    stopping = self._stopping
+                    if not stopping or self._stopped.is_set():
+                        self._scheduled = False
+                        return
+            if not batch:
+                if self._on_exit is not None:
+                    # Nothing could report an error here: the worker is ending.
+                    with self._exec_lock, contextlib.suppress(Exception):
+                        self._on_exit()
+                with self._mutex:
+                    self._stopped.set()
+                    waiters, self._stop_waiters = self._stop_waiters, []
+                self._deliver(waiters)
+                continue
+            with self._exec_lock:
+                self._execute(batch)
+            self._deliver(batch)
 
     def submit_inline(self, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
         """Queue a job to run on ``loop``'s thread at the end of its current iteration."""
@@ -243,10 +394,8 @@ class Worker:
             finally:
                 self._exec_lock.release()
         if not ran:
-            # Busy: the thread waits for the lock instead of this loop.
-            with self._cv:
-                self._jobs.extend(batch)
-                self._cv.notify()
+            # Busy: a pool thread waits for the lock instead of this loop.
+            self._submit_batch(batch)
             return
         for job in batch:
             job.done = True
@@ -304,25 +453,42 @@ async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> async
     return cancelled
 
 
-async def run_job(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None = None) -> T:
+def _noop() -> None:
+    return None
+
+
+async def stop_worker(worker: Worker) -> None:
+    """Stop ``worker`` and wait, without blocking the event loop, until its ``on_exit`` ran."""
+    await run_job(worker, Job(_noop, kind="bare"), submit=worker.stop)
+
+
+async def run_job(
+    worker: Worker,
+    job: Job[T],
+    undo: Callable[[T], Job[Any]] | None = None,
+    submit: Callable[[Job[Any]], None] | None = None,
+) -> T:
     """Run ``job`` on ``worker`` from async code, on asyncio or trio.
 
     If the caller is cancelled while the job runs, the job still finishes; then
     ``undo(result)`` (a job reversing it) runs, and the cancellation is raised.
+    ``submit`` replaces the worker's own submission (:func:`stop_worker`).
     """
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
     if loop is not None:
-        if worker._inline is not None and _inline_allowed():
-            submit: Callable[[Job[Any]], None] = functools.partial(worker.submit_inline, loop=loop)
+        if submit is not None:
+            pass
+        elif worker._inline is not None and _inline_allowed():
+            submit = functools.partial(worker.submit_inline, loop=loop)
         else:
             submit = worker.submit
-        # The undo goes to the thread: it must run even while the loop is
+        # The undo goes to the pool: it must run even while the loop is
         # being torn down.
         return await run_job_asyncio(job, loop, submit, undo, worker.submit)
-    return await _run_job_trio(worker, job, undo)
+    return await _run_job_trio(worker, job, undo, submit or worker.submit)
 
 
 async def run_job_asyncio(
@@ -353,13 +519,15 @@ async def run_job_asyncio(
     return job.value()
 
 
-async def _run_job_trio(worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None) -> T:
+async def _run_job_trio(
+    worker: Worker, job: Job[T], undo: Callable[[T], Job[Any]] | None, submit: Callable[[Job[Any]], None]
+) -> T:
     import trio
 
     token = trio.lowlevel.current_trio_token()
     job._token = token
     job._event = trio.Event()
-    worker.submit(job)
+    submit(job)
     with trio.CancelScope(shield=True):
         await job._event.wait()
     try:

@@ -43,7 +43,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import CorruptionError, QueueClosed, QueueLocked, SerializerMismatch, StorageError
 from ._threads import Lock  # a real lock even under gevent/eventlet
-from ._worker import Job, Worker, run_job
+from ._worker import Job, Worker, run_job, stop_worker
 
 __all__ = (
     "META_FILE",
@@ -621,10 +621,7 @@ class FileEngine:
         if worker is None or self._pid != os.getpid():
             return
         self._worker = None
-        worker.stop()
-        import anyio
-
-        await anyio.to_thread.run_sync(worker.join)
+        await stop_worker(worker)
 
     def close_nowait(self) -> None:
         """Stop the worker after its queued jobs without waiting (for ``__del__``)."""

@@ -68,7 +68,7 @@ from ..errors import (
     StorageError,
 )
 from ._threads import green_library
-from ._worker import Job, Worker, _wake_asyncio, run_job, run_job_asyncio
+from ._worker import Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
 __all__ = (
@@ -839,14 +839,8 @@ class MySQLDatabase:
                 if conn is not None:
                     await conn.aclose()
             return
-        workers = self._stop()
-        import anyio
-
-        def join_all() -> None:
-            for w in workers:
-                w.join()
-
-        await anyio.to_thread.run_sync(join_all)
+        for w in self._stop():
+            await stop_worker(w)
 
     def close_nowait(self) -> None:
         """Stop the threads after their queued jobs, without waiting (for ``__del__``)."""

@@ -33,7 +33,7 @@ from ..errors import (
     SerializerMismatch,
     StorageError,
 )
-from ._worker import Job, Worker, run_job
+from ._worker import Job, Worker, run_job, stop_worker
 
 __all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")
 
@@ -423,10 +423,7 @@ class SQLiteDatabase:
         worker = self._worker
         if worker is None or self._pid != os.getpid():
             return
-        worker.stop()
-        import anyio
-
-        await anyio.to_thread.run_sync(worker.join)
+        await stop_worker(worker)
 
     def close_nowait(self) -> None:
         """Stop the thread after its queued jobs, without waiting (for ``__del__``)."""

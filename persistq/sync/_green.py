@@ -36,21 +36,37 @@ __all__ = ("Waiter", "new_event_loop", "take", "wait_readable")
 _POOL_MAX = 32
 
 
-def _wait_function(library: str | None) -> Callable[[int], Any]:
+class _TimedOut(Exception):
+    """Raised by the libraries' fd waits when their timeout passes."""
+
+
+def _wait_function(library: str | None) -> Callable[[int, float | None], bool]:
     if library == "gevent":
-        wait_read: Callable[[int], Any] = importlib.import_module("gevent.socket").wait_read
-        return wait_read
+        wait_read = importlib.import_module("gevent.socket").wait_read
+
+        def wait_gevent(fd: int, timeout: float | None = None) -> bool:
+            try:
+                wait_read(fd, timeout, _TimedOut)
+            except _TimedOut:
+                return False
+            return True
+
+        return wait_gevent
     if library == "eventlet":
         trampoline = importlib.import_module("eventlet.hubs").trampoline
 
-        def wait_eventlet(fd: int) -> Any:
-            return trampoline(fd, read=True)
+        def wait_eventlet(fd: int, timeout: float | None = None) -> bool:
+            try:
+                trampoline(fd, read=True, timeout=timeout, timeout_exc=_TimedOut)
+            except _TimedOut:
+                return False
+            return True
 
         return wait_eventlet
     raise RuntimeError("persistq.sync._green is only for a gevent or eventlet process")
 
 
-#: Waits, cooperatively, until the fd is readable.
+#: Waits, cooperatively, until the fd is readable (or ``timeout`` passes: ``False``).
 wait_readable = _wait_function(_threads.GREEN)
 
 
@@ -75,10 +91,12 @@ class Waiter:
                 return
         self._close()
 
-    def wait(self) -> None:
-        """Wait cooperatively for :meth:`release`; consume its byte."""
-        wait_readable(self.r)
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait cooperatively for :meth:`release` and consume its byte; ``False`` on timeout."""
+        if not wait_readable(self.r, timeout):
+            return False
         os.read(self.r, 1)
+        return True
 
     def abandon(self) -> None:
         """Give the waiter up without waiting: whoever finishes last closes it."""

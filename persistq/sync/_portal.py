@@ -10,26 +10,54 @@ one closes (each queue holds a lease from open to close). It is re-created in a
 child process after ``os.fork()``. Under gevent or eventlet monkey-patching the
 loop still runs on a real OS thread, and blocking calls wait cooperatively
 (see :mod:`._green`).
+
+Process exit: programs written for persist-queue never call ``close()``. An
+:mod:`atexit` hook (registered when this module is imported, so it runs after
+the program's own hooks, and after Python has joined every non-daemon thread)
+closes every open queue in one call to the loop, bounded by
+:data:`EXIT_TIMEOUT`, then stops the loop. From then on a call from any other
+thread — a daemon worker blocked in ``get()``, or one that calls again — parks
+that thread silently instead of raising into it; the interpreter ends it. Once
+the interpreter is finalizing nothing here blocks on the loop: it may no longer
+run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import contextvars
 import os
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..engines import _threads
 from ..engines._worker import allow_inline
 from ..errors import PortalError
 
 T = TypeVar("T")
+_CoroFn = Callable[..., Coroutine[Any, Any, Any]]
 
-__all__ = ("Portal", "acquire", "release")
+__all__ = (
+    "EXIT_TIMEOUT",
+    "Portal",
+    "acquire",
+    "close_collected",
+    "park_if_exiting",
+    "release",
+    "track",
+    "untrack",
+)
 
 _THREAD_NAME = "persistq-portal"
+
+EXIT_TIMEOUT = 10.0
+"""Seconds the exit hook waits for open queues to close (a server that stopped
+answering must not keep a finished program alive)."""
 
 
 class _Call:
@@ -121,34 +149,63 @@ class Portal:
         Raises:
             PortalError: called from the portal thread itself.
         """
-        if threading.get_ident() == self.thread_id:
-            raise PortalError(
-                "a blocking persistq.sync call was made from persistq's own event loop "
-                "thread (for example from a callback); use the async queue there"
-            )
+        self._check_caller()
         call = _Call()
-        self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        self._submit(call, fn, args)
         try:
             call.lock.acquire()
         except BaseException:
             self.loop.call_soon_threadsafe(self._cancel, call)
             call.lock.acquire()
             raise
+        park_if_exiting()
         if call.error is not None:
             error, call.error = call.error, None
             raise error
         return call.result  # type: ignore[no-any-return]
+
+    def _check_caller(self) -> None:
+        if threading.get_ident() == self.thread_id:
+            raise PortalError(
+                "a blocking persistq.sync call was made from persistq's own event loop "
+                "thread (for example from a callback); use the async queue there"
+            )
+        park_if_exiting()
+
+    def _submit(self, call: _Call, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        except RuntimeError as exc:  # the loop is closed
+            park_if_exiting()
+            raise PortalError("persistq's event loop thread has stopped") from exc
+
+    def call_bounded(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, timeout: float) -> bool:
+        """Run ``fn(*args)`` on the loop; wait at most ``timeout`` seconds.
+
+        For the exit hook: returns whether the call finished (its result and
+        errors are dropped). A call still running at the deadline is left to
+        the loop.
+        """
+        if threading.get_ident() == self.thread_id:
+            return False
+        call = _Call()
+        try:
+            self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        except RuntimeError:
+            return False
+        return bool(call.lock.acquire(True, timeout))
 
     @staticmethod
     def _cancel(call: _Call) -> None:
         if call.task is not None:
             call.task.cancel()
 
-    def stop(self) -> None:
-        """Stop the loop and wait for its thread (never from the loop thread)."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop and wait (up to ``timeout``) for its thread; never from the loop thread."""
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.get_ident() != self.thread_id:
-            self._thread.join()
+            self._thread.join(timeout)
 
 
 class _GreenCall(_Call):
@@ -183,14 +240,10 @@ class _GreenPortal(Portal):
         ``Timeout``, ``KeyboardInterrupt``) cancels the coroutine and waits
         for it to end, as :meth:`Portal.call` does.
         """
-        if threading.get_ident() == self.thread_id:
-            raise PortalError(
-                "a blocking persistq.sync call was made from persistq's own event loop "
-                "thread (for example from a callback); use the async queue there"
-            )
+        self._check_caller()
         waiter = _green.take()
         call = _GreenCall(waiter)
-        self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        self._submit(call, fn, args)
         try:
             waiter.wait()
         except BaseException:
@@ -203,10 +256,28 @@ class _GreenPortal(Portal):
             waiter.recycle()
             raise
         waiter.recycle()
+        park_if_exiting()
         if call.error is not None:
             error, call.error = call.error, None
             raise error
         return call.result  # type: ignore[no-any-return]
+
+    def call_bounded(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, timeout: float) -> bool:
+        """:meth:`Portal.call_bounded`, waiting cooperatively."""
+        if threading.get_ident() == self.thread_id:
+            return False
+        waiter = _green.take()
+        call = _GreenCall(waiter)
+        try:
+            self.loop.call_soon_threadsafe(self._start, call, fn, args)
+        except RuntimeError:
+            waiter.recycle()
+            return False
+        if waiter.wait(timeout):
+            waiter.recycle()
+            return True
+        waiter.abandon()
+        return False
 
 
 # Chosen once: a normal process never loads ``._green`` nor pays for it.
@@ -215,7 +286,9 @@ if _threads.GREEN is not None:
     from . import _green
 
     _portal_class = _GreenPortal
-_lock = threading.Lock()
+# Re-entrant: a queue collected (``__del__``) while this thread is inside
+# acquire() or release() gives its lease back through release().
+_lock = threading.RLock()
 _portal: Portal | None = None
 _leases = 0
 
@@ -243,13 +316,127 @@ def release(portal: Portal) -> None:
     portal.stop()
 
 
+class Closable(Protocol):
+    """A sync twin, as the exit hook sees it."""
+
+    def _detach_for_exit(self) -> Any:
+        """Mark the twin closed without calling the loop; return its async queue (or ``None``)."""
+
+
+# Open twins, by id (PDict twins are unhashable mappings): the exit hook closes them.
+_open: dict[int, weakref.ref[Closable]] = {}
+_exit_thread: int | None = None
+"""The thread running the exit hook, once it has started."""
+
+
+def track(twin: Closable) -> None:
+    """Remember an open twin, for the exit hook."""
+    key = id(twin)
+    _open[key] = weakref.ref(twin, lambda _ref: _open.pop(key, None))
+
+
+def untrack(twin: Closable) -> None:
+    """Forget a twin that was closed."""
+    _open.pop(id(twin), None)
+
+
+def exiting() -> bool:
+    """Whether the exit hook has started (or the interpreter is finalizing)."""
+    return _exit_thread is not None or sys.is_finalizing()
+
+
+def _park() -> NoReturn:
+    """Block the calling thread for good, quietly: the program is ending."""
+    if _portal_class is _GreenPortal:
+        while True:
+            _green.take().wait()
+    forever = _threads.Lock()
+    forever.acquire()
+    while True:
+        forever.acquire()
+
+
+def park_if_exiting() -> None:
+    """Park the caller if the program is ending and it is not the thread ending it.
+
+    After the exit hook has closed every queue, a daemon thread blocked in
+    ``get()`` (or calling again) would otherwise receive ``QueueClosed`` and
+    print a traceback while the interpreter shuts down.
+    """
+    if _exit_thread is not None and threading.get_ident() != _exit_thread:
+        _park()
+
+
+async def _close_all(queues: list[Any]) -> None:
+    import anyio
+
+    async def close_quietly(q: Any) -> None:
+        # Nobody is left to report a failing close to; what returned is durable already.
+        with contextlib.suppress(Exception):
+            await q.close()
+
+    async with anyio.create_task_group() as tg:
+        for q in queues:
+            tg.start_soon(close_quietly, q)
+
+
+def _at_exit() -> None:
+    """Close every open queue and stop the loop (runs at interpreter exit)."""
+    global _exit_thread, _portal, _leases
+    _exit_thread = threading.get_ident()
+    with _lock:
+        portal, _portal = _portal, None
+        _leases = 0
+        twins = [ref() for ref in list(_open.values())]
+        _open.clear()
+    if portal is None:
+        return
+    queues = [q for q in (t._detach_for_exit() for t in twins if t is not None) if q is not None]
+    if queues:
+        portal.call_bounded(_close_all, queues, timeout=EXIT_TIMEOUT)
+    portal.stop(timeout=EXIT_TIMEOUT)
+
+
+atexit.register(_at_exit)
+
+
+def close_collected(portal: Portal, q: Any) -> None:
+    """Close the async queue of a twin collected without ``close()``; give its lease back.
+
+    Blocks until closed when that is safe (so reopening the same path next
+    works at once); never blocks on the loop thread itself, nor once the
+    program is ending (the exit hook closes what is open; a finalizing
+    interpreter may no longer run the loop).
+    """
+    if exiting():
+        return
+    if threading.get_ident() == portal.thread_id:
+
+        async def close_then_release() -> None:
+            try:
+                with contextlib.suppress(Exception):
+                    await q.close()
+            finally:
+                release(portal)
+
+        portal.loop.create_task(close_then_release())
+        return
+    try:
+        # A close that fails has nobody to report to (this is a finalizer).
+        with contextlib.suppress(Exception):
+            portal.call(q.close)
+    finally:
+        release(portal)
+
+
 def _after_fork_in_child() -> None:
     # The portal thread does not exist in the child: forget it (without touching
     # its loop, whose state is the parent's) so the next lease starts a new one.
     global _portal, _leases, _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _portal = None
     _leases = 0
+    _open.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -56,11 +56,14 @@ class _SyncTwin:
             raise
         self._portal = portal
         self._closed = False
+        _portal.track(self)
 
     def _call(self, method: str, *args: Any) -> Any:
         if self._pid != os.getpid():
             self._reopen_after_fork()
         if self._closed:
+            # The exit hook closed it under a daemon thread: park, don't raise.
+            _portal.park_if_exiting()
             raise QueueClosed("the queue is closed")
         assert self._portal is not None
         return self._portal.call(getattr(self._q, method), *args)
@@ -85,6 +88,7 @@ class _SyncTwin:
             self._closed = True
             return
         self._closed = True
+        _portal.untrack(self)
         portal, self._portal = self._portal, None
         assert portal is not None
         try:
@@ -92,31 +96,36 @@ class _SyncTwin:
         finally:
             _portal.release(portal)
 
+    def _detach_for_exit(self) -> Any:
+        """For the exit hook: mark closed without calling the loop; return the async queue."""
+        if self._closed or self._pid != os.getpid():
+            return None
+        self._closed = True
+        self._portal = None
+        return self._q
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
 
     def __del__(self) -> None:
+        # Scripts written for persist-queue never close their queues: closing
+        # here is normal use. The exit hook closes what is still open at exit.
         if self._closed or getattr(self, "_pid", None) != os.getpid():
             return
-        warnings.warn(
-            f"persistq.sync queue {getattr(self._q, 'path', '?')!r} was not closed",
-            ResourceWarning,
-            stacklevel=2,
-        )
-        portal = self._portal
         self._closed = True
-        self._portal = None
+        _portal.untrack(self)
+        portal, self._portal = self._portal, None
         if portal is None:
             return
-        if threading.get_ident() == portal.thread_id:
-            portal.loop.create_task(self._q.close())
-        else:
-            try:
-                portal.call(self._q.close)
-            finally:
-                _portal.release(portal)
+        _portal.close_collected(portal, self._q)
+        if not _portal.exiting():
+            warnings.warn(
+                f"persistq.sync queue {getattr(self._q, 'path', '?')!r} was not closed",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"<persistq.sync.{type(self).__name__} {self._q!r}>"
