@@ -17,6 +17,7 @@ Run ``python tests/test_persistqueue_suite.py`` to print every outcome.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _mysql_support import scratch_database
 from conftest import mysql_env
 from persistqueue_suite_deviations import DEVIATIONS, PENDING
 
@@ -181,31 +183,14 @@ MYSQL_PATCHES: list[tuple[str, str, str]] = [
 ]
 
 
-def patch_mysql_tests(source: str, server: dict[str, str], database: str) -> str:
+def patch_mysql_tests(source: str, server: dict[str, str]) -> str:
     """Apply :data:`MYSQL_PATCHES` to ``test_mysqlqueue.py``; fail if one no longer applies."""
-    fields = {**server, "port": int(server["port"]), "database": database}
+    fields = {**server, "port": int(server["port"])}
     for why, old, new in MYSQL_PATCHES:
         if source.count(old) != 1:
             pytest.fail(f"test_mysqlqueue.py changed: cannot {why}")
         source = source.replace(old, new.format(**fields))
     return source
-
-
-def _mysql_admin(server: dict[str, str], statement: str) -> None:
-    import pymysql
-
-    conn = pymysql.connect(
-        host=server["host"],
-        port=int(server["port"]),
-        user=server["user"],
-        password=server["password"],
-        autocommit=True,
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------ running
@@ -259,8 +244,8 @@ def _combine(records: list[dict[str, str]]) -> tuple[dict[str, Outcome], dict[st
     return outcomes, collect_errors, finished
 
 
-def run_suite(workdir: Path, server: dict[str, str] | None) -> SuiteRun:
-    """Copy the suite and the shim into ``workdir`` and run it in its own pytest process."""
+def write_suite(workdir: Path, server: dict[str, str] | None) -> tuple[str, ...]:
+    """Copy the suite and the shim into ``workdir`` (MySQL tests patched, or left out without a server)."""
     suite_dir = workdir / "suite"
     shim_dir = workdir / "shim"
     suite_dir.mkdir(parents=True)
@@ -270,26 +255,30 @@ def run_suite(workdir: Path, server: dict[str, str] | None) -> SuiteRun:
         target.write_text(text.lstrip(), encoding="utf-8")
     (shim_dir / "pqsuite_report.py").write_text(REPORT_PLUGIN, encoding="utf-8")
     (workdir / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
-
-    database = f"persistq_pqsuite_{os.getpid()}"
     files = []
     for src in sorted(suite_source().glob("test_*.py")):
         if src.name == MYSQL_FILE:
             if server is None:
                 continue
-            text = patch_mysql_tests(src.read_text(encoding="utf-8"), server, database)
+            text = patch_mysql_tests(src.read_text(encoding="utf-8"), server)
             (suite_dir / src.name).write_text(text, encoding="utf-8")
         else:
             shutil.copy(src, suite_dir / src.name)
         files.append(src.name)
+    return tuple(files)
 
+
+def run_suite(workdir: Path, server: dict[str, str] | None) -> SuiteRun:
+    """Copy the suite and the shim into ``workdir`` and run it in its own pytest process."""
     report = workdir / "report.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = str(shim_dir)
+    env["PYTHONPATH"] = str(workdir / "shim")
     env["PQSUITE_REPORT"] = str(report)
-    if server is not None:
-        _mysql_admin(server, f"CREATE DATABASE `{database}`")
-    try:
+    with contextlib.ExitStack() as stack:
+        if server is not None:
+            server = stack.enter_context(scratch_database(server, f"persistq_pqsuite_{os.getpid()}"))
+        files = write_suite(workdir, server)
+        suite_dir = workdir / "suite"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -320,10 +309,8 @@ def run_suite(workdir: Path, server: dict[str, str] | None) -> SuiteRun:
             # Its own session: the kill also ends any child process it started.
             os.killpg(proc.pid, signal.SIGKILL)
             output, _ = proc.communicate()
-    finally:
-        if server is not None:
-            _mysql_admin(server, f"DROP DATABASE IF EXISTS `{database}`")
-    records = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    lines = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
+    records = [json.loads(line) for line in lines]
     outcomes, collect_errors, finished = _combine(records)
     return SuiteRun(
         proc.returncode,
@@ -331,7 +318,7 @@ def run_suite(workdir: Path, server: dict[str, str] | None) -> SuiteRun:
         collect_errors,
         finished,
         output[-5000:],
-        tuple(files),
+        files,
         server is not None,
     )
 
@@ -402,7 +389,9 @@ def test_only_persist_queues_own_skips(suite: SuiteRun) -> None:
     """The only skipped tests are those persist-queue skips itself (in-memory, a known bug)."""
     reasons = own_skip_reasons(suite_source())
     foreign = {
-        k: o.message for k, o in suite.outcomes.items() if o.outcome == "skipped" and o.message not in reasons
+        k: o.message
+        for k, o in suite.outcomes.items()
+        if o.outcome == "skipped" and o.message.removeprefix("Skipped: ") not in reasons
     }
     assert not foreign, foreign
 
