@@ -435,7 +435,7 @@ def test_readme_states_the_counts(suite: SuiteRun) -> None:
         pytest.skip("the README counts include the MySQL tests")
     c = counts(suite)
     sentence = (
-        f"{c['passed']} pass, {c['deviation']} are expected deviations (listed in "
+        f"of its {c.total()} tests, {c['passed']} pass, {c['deviation']} are expected deviations (listed in "
         f"`tests/persistqueue_suite_deviations.py`) and {c['skipped']} skip"
     )
     assert sentence in " ".join(README.read_text(encoding="utf-8").split()), sentence
