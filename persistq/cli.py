@@ -211,8 +211,12 @@ class _Table:
     serializer: str | None
 
 
-def _sql_kinds() -> list[tuple[str, str, bool, str]]:
-    """(table prefix, class name, ack?, order), longest prefix first, from the queue classes."""
+def _sql_kinds() -> list[tuple[str, str, bool, str, bool]]:
+    """(table prefix, class name, ack?, order, legacy?), longest prefix first, from the queue classes.
+
+    ``legacy``: persist-queue's async class of the kind used the bare prefix
+    (``queue``, ``filo_queue``, ``unique_queue``) as its table, whatever its name.
+    """
     from .queues import ack, fifo, priority, unique
 
     classes: list[Any] = [
@@ -226,18 +230,28 @@ def _sql_kinds() -> list[tuple[str, str, bool, str]]:
         priority.PriorityQueue,
     ]
     kinds = [
-        (f"{c._TABLE_PREFIX}_", c.__name__, issubclass(c, ack.SQLiteAckQueue), c._ORDER) for c in classes
+        (
+            f"{c._TABLE_PREFIX}_",
+            c.__name__,
+            issubclass(c, ack.SQLiteAckQueue),
+            c._ORDER,
+            c._ASYNC_LEGACY_TABLE,
+        )
+        for c in classes
     ]
-    kinds.append(("dict_", "PDict", False, "key"))
+    kinds.append(("dict_", "PDict", False, "key", False))
     return sorted(kinds, key=lambda k: -len(k[0]))
 
 
 def _classify(table: str, serializers: dict[str, str]) -> _Table | None:
     from .engines.sqlite import _NAME
 
-    for prefix, kind, is_ack, order in _sql_kinds():
+    for prefix, kind, is_ack, order, legacy in _sql_kinds():
         if table.startswith(prefix) and _NAME.fullmatch(table[len(prefix) :]):
             return _Table(table, table[len(prefix) :], kind, is_ack, order, serializers.get(table))
+        if legacy and table == prefix[:-1]:
+            # persistq opens it as the queue named "default" (when queue_default is absent).
+            return _Table(table, "default", kind, is_ack, order, serializers.get(table))
     return None
 
 

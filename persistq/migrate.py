@@ -82,18 +82,22 @@ def migrate_file_queue(
         src: the persist-queue directory (with ``info`` and ``q00000``…).
         dst: the persistq queue directory; must not exist or be empty.
         serializer: the serializer the source was written with; it needs
-            ``load(fp)`` (for the source) and ``dumps``/``loads``.
+            ``load(fp)``, because persist-queue's records are not framed and
+            only ``load`` knows where one ends. The destination uses it as
+            any persistq queue does (``dumps``/``loads`` if it has them,
+            else ``dump``/``load``).
 
     Returns:
         The number of items copied.
 
     Raises:
+        TypeError: the serializer has no synchronous ``load(fp)``.
         StorageError: ``src`` is not a readable persist-queue queue, or
             ``dst`` already holds a queue with items.
     """
     src, dst = os.fspath(src), os.fspath(dst)
-    _serializers._check(serializer, stream=True)
-    _serializers._check(serializer)
+    _serializers.Codec(serializer)  # the destination's check: TypeError now, not mid-copy
+    _serializers.stream_loader(serializer)
     if os.path.realpath(src) == os.path.realpath(dst):
         raise StorageError("SRC and DST must be different directories")
     if os.path.isfile(os.path.join(src, META_FILE)):

@@ -117,16 +117,18 @@ class PDict:
     and stays readable by it.
 
     Args:
-        path: directory of the database (created owner-only if missing), or
-            ``":memory:"``.
+        path: an existing SQLite database file, else the directory of the
+            database (created owner-only if missing), or ``":memory:"``; as
+            :class:`~persistq.SQLiteQueue`'s ``path``.
         name: the mapping's name; the table is ``dict_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``.
         multithreading: accepted for compatibility; every PDict is
             thread-safe.
         serializer: ``persistq.serializers.pickle`` (default, as
             persist-queue), ``json``, ``msgpack``, ``cbor2``, or any object
-            with ``dumps``/``loads``.
-        db_file_name: the database file in ``path`` (default ``data.db``).
+            with ``dumps``/``loads`` or ``dump``/``load``.
+        db_file_name: the database file in the directory ``path`` (default
+            ``data.db``).
         durability: ``"full"`` (default; fsync'd when a write returns),
             ``"normal"`` (survives a process crash) or ``"off"``.
         timeout: seconds to wait for another connection's write lock before
@@ -134,7 +136,8 @@ class PDict:
 
     Raises:
         InvalidName: ``name`` is not allowed.
-        TypeError: the serializer lacks ``dumps``/``loads``.
+        TypeError: the serializer has neither ``dumps``/``loads`` nor
+            ``dump``/``load`` (or only asynchronous ones).
         ValueError: a bad ``durability`` or ``timeout``.
     """
 
@@ -150,7 +153,7 @@ class PDict:
         timeout: float = 10.0,
     ) -> None:
         validate_name(name)
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
         self.path = os.fspath(path)
@@ -237,15 +240,15 @@ class PDict:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, value: Any) -> bytes:
-        return _serializers.encode(self.serializer, value)
+        return self._codec.encode(value)
 
     def _decode(self, key: str, data: bytes) -> Any:
         try:
-            return self.serializer.loads(data)
+            return self._codec.decode(data)
         except Exception as exc:
             raise SerializationError(
                 f"the value of key {key!r} in {self._store.db_path} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"{self._codec.name}: {exc}"
             ) from exc
 
     async def _page(self, kind: PageKind, after: int | None) -> tuple[list[Any], int | None]:

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import persistq
+from persistq.errors import Empty
+
+SQLITE_KINDS: list[Any] = [
+    persistq.SQLiteQueue,
+    persistq.FILOSQLiteQueue,
+    persistq.UniqueQ,
+    persistq.PriorityQueue,
+    persistq.SQLiteAckQueue,
+    persistq.UniqueAckQ,
+    persistq.PriorityAckQueue,
+]
+"""Every async queue kind on SQLite."""
 
 
 @pytest.fixture(
@@ -46,3 +62,32 @@ def mysql_env() -> dict[str, str] | None:
     keys = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")
     env = {k.lower(): os.environ.get(f"PERSISTQ_MYSQL_{k}", "") for k in keys}
     return env if all(env.values()) else None
+
+
+async def drain(q: Any) -> list[Any]:
+    """Every item an async queue hands out without waiting, in order."""
+    out = []
+    while True:
+        try:
+            out.append(await q.get_nowait())
+        except Empty:
+            return out
+
+
+def run_threads(targets: list[Callable[[], object]], timeout: float = 30) -> list[BaseException]:
+    """Run each target on a thread of its own; wait for all; return what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], object]) -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    return errors

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import drain
 
 from persistq import serializers
 from persistq.engines.file import HEADER_SIZE
@@ -42,15 +43,6 @@ SERIALIZERS = [
 
 def segments(path: str) -> list[str]:
     return sorted(n for n in os.listdir(path) if n.endswith(".seg"))
-
-
-async def drain(q: Queue) -> list[Any]:
-    out = []
-    while True:
-        try:
-            out.append(await q.get_nowait())
-        except Empty:
-            return out
 
 
 # ------------------------------------------------------------------- basic API

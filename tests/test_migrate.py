@@ -113,3 +113,36 @@ def test_opening_persist_queue_dir_names_the_command(tmp_path: Path) -> None:
     make_pq_queue(tmp_path / "src", "pickle")
     with pytest.raises(StorageError, match="python -m persistq migrate"):
         Queue(str(tmp_path / "src"))
+
+
+class _StreamJSON:
+    """A custom serializer of persist-queue's file-queue shape: dump/load only."""
+
+    NAME = "custom-json"
+
+    def dump(self, value: Any, fp: Any) -> None:
+        serializers.json.dump(value, fp)
+
+    def load(self, fp: Any) -> Any:
+        return serializers.json.load(fp)
+
+
+def test_migrate_with_a_dump_load_only_serializer(tmp_path: Path) -> None:
+    """A custom serializer with only dump/load reads the source and writes the persistq queue."""
+    expected = make_pq_queue(tmp_path / "src", "json")
+    ser = _StreamJSON()
+    assert migrate_file_queue(tmp_path / "src", tmp_path / "dst", ser) == len(expected)
+    assert drain(tmp_path / "dst", ser) == expected
+
+
+def test_migrate_needs_load_to_read_unframed_records(tmp_path: Path) -> None:
+    """A dumps/loads-only serializer cannot split persist-queue's records: TypeError naming load(fp)."""
+    make_pq_queue(tmp_path / "src", "json")
+
+    class BytesOnly:
+        dumps = staticmethod(serializers.json.dumps)
+        loads = staticmethod(serializers.json.loads)
+
+    with pytest.raises(TypeError, match=r"load\(fp\)"):
+        migrate_file_queue(tmp_path / "src", tmp_path / "dst", BytesOnly())
+    assert not (tmp_path / "dst").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import json
@@ -52,6 +53,19 @@ def name(env: dict[str, str]) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------- async API
+
+
+@pytest.mark.anyio
+async def test_dump_load_only_serializer(env: dict[str, str], name: str) -> None:
+    """A serializer with only dump/load (persist-queue's file-queue shape) works on the ack table."""
+    stream = collections.namedtuple("StreamJSON", ["dump", "load"])
+    ser = stream(persistq.serializers.json.dump, persistq.serializers.json.load)
+    async with MySQLAckQueue(**_kwargs(env, name), serializer=ser) as q:
+        await q.put({"k": [1, 2]})
+        item = await q.get()
+        assert item == {"k": [1, 2]}
+        await q.ack(item)
+        assert await q.acked_count() == 1
 
 
 @pytest.mark.anyio

@@ -25,6 +25,7 @@ from _mysql_support import dsn as _dsn
 from _mysql_support import free_port as _free_port
 from _mysql_support import kwargs as _kwargs
 from _mysql_support import server_env, unique_name
+from conftest import run_threads
 
 import persistq
 import persistq.sync
@@ -157,6 +158,62 @@ async def test_async_auto_commit_false_returns_unfinished_items(env: dict[str, s
 
 
 @pytest.mark.anyio
+async def test_task_done_from_tasks_that_got_nothing(
+    env: dict[str, str], name: str, anyio_backend: str
+) -> None:
+    """auto_commit=False: task_done in other tasks finishes the oldest items once each; join; ValueError."""
+    items = [f"job-{i}" for i in range(8)]
+    async with MySQLQueue(**_kwargs(env, name), auto_commit=False) as q:
+        await q.put_many(items)
+        assert [await q.get() for _ in items] == items
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(q.task_done)
+        assert q.statistics().pending == 3
+        if anyio_backend == "asyncio":
+            await asyncio.gather(*[q.task_done() for _ in range(3)])
+        else:
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(q.task_done)
+        with anyio.fail_after(10):
+            await q.join()
+        with pytest.raises(ValueError, match="too many times"):
+            await q.task_done()
+        await q.put_many(["x", "y", "z"])
+        assert [await q.get() for _ in range(3)] == ["x", "y", "z"]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(q.task_done)  # holds none: finishes "x", the oldest handed out
+    async with MySQLQueue(**_kwargs(env, name)) as q:
+        assert await q.get_many(10, block=False) == ["y", "z"]
+
+
+def test_sync_task_done_from_a_worker_thread(env: dict[str, str], name: str) -> None:
+    """A consumer thread hands items to a worker thread whose task_done finishes them; join returns."""
+    items = list(range(20))
+    with SyncMySQLQueue(**_kwargs(env, name), auto_commit=False) as q:
+        q.put_many(items)
+        handoff: list[Any] = []
+        ready = threading.Semaphore(0)
+
+        def consumer() -> None:
+            for _ in items:
+                handoff.append(q.get(timeout=10))
+                ready.release()
+
+        def worker() -> None:
+            for _ in items[:15]:
+                assert ready.acquire(timeout=10)
+                q.task_done()
+
+        assert run_threads([consumer, worker]) == []
+        assert handoff == items
+        assert q.statistics().pending == 5
+    with SyncMySQLQueue(**_kwargs(env, name)) as q:
+        assert q.get_many(30, block=False) == items[15:]
+
+
+@pytest.mark.anyio
 async def test_async_items_of_one_mebibyte(env: dict[str, str], name: str) -> None:
     """Items of 1 MiB (beyond persist-queue's 64 KiB BLOB) survive put, put_many and get."""
     big = os.urandom(1 << 20)
@@ -176,6 +233,31 @@ async def test_serializer_mismatch(env: dict[str, str], name: str) -> None:
     with pytest.raises(SerializerMismatch):
         await q.open()
     await q.close()
+
+
+class _StreamPickle:
+    """persist-queue's file-queue serializer shape: dump/load only."""
+
+    NAME = "stream-pickle"
+
+    def dump(self, value: Any, fp: Any) -> None:
+        pickle.dump(value, fp, protocol=4)
+
+    def load(self, fp: Any) -> Any:
+        return pickle.load(fp)
+
+
+@pytest.mark.anyio
+async def test_dump_load_only_serializer(env: dict[str, str], name: str) -> None:
+    """A serializer with only dump/load stores and returns items on the server, also after a reopen."""
+    async with MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as q:
+        await q.put({"a": [1, 2]})
+        await q.put_many(["b", b"c"])
+    async with MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as q:
+        assert await q.get_many(3) == [{"a": [1, 2]}, "b", b"c"]
+    with persistq.sync.MySQLQueue(**_kwargs(env, name), serializer=_StreamPickle()) as sq:
+        sq.put(("t", 1))
+        assert sq.get() == ("t", 1)
 
 
 @pytest.mark.anyio

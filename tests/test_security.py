@@ -8,21 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SQLITE_KINDS
 
 import persistq
 import persistq.sync
 from persistq import serializers
 
 HOSTILE = ["x; DROP TABLE queue_default", "a'b", 'a"b', "a`b", "x/*", "../x", "q\x00", ""]
-KINDS: list[Any] = [
-    persistq.SQLiteQueue,
-    persistq.FILOSQLiteQueue,
-    persistq.UniqueQ,
-    persistq.PriorityQueue,
-    persistq.SQLiteAckQueue,
-    persistq.UniqueAckQ,
-    persistq.PriorityAckQueue,
-]
+KINDS = SQLITE_KINDS
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -431,12 +431,24 @@ async def test_files_are_created_owner_only(qpath: str) -> None:
     assert stat.S_IMODE(os.stat(os.path.join(qpath, "data.db")).st_mode) & 0o077 == 0
 
 
-async def test_path_that_is_a_file_is_a_storage_error(tmp_path: Any) -> None:
-    """Opening a queue whose path is a regular file raises StorageError."""
+async def test_path_that_is_a_file_but_not_a_database_is_a_corruption_error(tmp_path: Any) -> None:
+    """A queue path naming a regular file that is not SQLite raises CorruptionError; the file is unchanged."""
     f = tmp_path / "file"
     f.write_text("x")
     q = persistq.SQLiteQueue(str(f))
-    with pytest.raises(persistq.StorageError, match="not a directory"):
+    with pytest.raises(persistq.CorruptionError, match="is a file but not an SQLite database"):
+        await q.open()
+    await q.close()
+    assert f.read_text() == "x"
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+async def test_path_that_is_neither_file_nor_directory_is_a_storage_error(tmp_path: Any) -> None:
+    """A queue path naming a FIFO (neither a directory nor a regular file) raises StorageError."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    q = persistq.SQLiteQueue(str(fifo))
+    with pytest.raises(persistq.StorageError, match="neither a directory nor a database file"):
         await q.open()
     await q.close()
 
@@ -510,8 +522,7 @@ async def test_no_lost_wakeup_when_get_and_put_share_a_batch(qpath: str) -> None
     from persistq.engines._worker import Job
 
     async with persistq.SQLiteQueue(qpath, poll_interval=30) as q:
-        worker = q._engine._worker
-        assert worker is not None
+        worker = q._engine._alive_worker()
         for n in range(40):
             gate = threading.Event()
             # Hold the storage thread so the get's claim and the put land in one

@@ -54,6 +54,7 @@ __all__ = (
     "Job",
     "Worker",
     "allow_inline",
+    "checked_worker",
     "pool_threads",
     "run_job",
     "run_job_asyncio",
@@ -112,6 +113,7 @@ class Job(Generic[T]):
         "error",
         "fn",
         "kind",
+        "owner",
         "result",
     )
 
@@ -119,6 +121,8 @@ class Job(Generic[T]):
         self.fn = fn
         self.args = args
         self.kind = kind
+        self.owner: Any = None
+        """The store that submitted the job, for engines whose workers serve several (or ``None``)."""
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -453,6 +457,17 @@ async def _wait_asyncio(job: Job[Any], loop: asyncio.AbstractEventLoop) -> async
     return cancelled
 
 
+def checked_worker(worker: Worker | None, pid: int) -> Worker:
+    """``worker`` if a store opened in process ``pid`` may use it now, else :class:`QueueClosed`."""
+    if pid != os.getpid():
+        raise QueueClosed(
+            "this queue was opened in another process (before a fork); open it again in this process"
+        )
+    if worker is None or not worker.alive:
+        raise QueueClosed("the queue is closed")
+    return worker
+
+
 def _noop() -> None:
     return None
 
@@ -511,6 +526,7 @@ async def run_job_asyncio(
     if cancelled is not None:
         if undo is not None and job.error is None:
             undo_job = undo(job.result)
+            undo_job.owner = job.owner
             undo_job._loop = loop
             undo_job._fut = loop.create_future()
             (submit_undo or submit)(undo_job)
@@ -535,6 +551,7 @@ async def _run_job_trio(
     except trio.Cancelled:
         if undo is not None and job.error is None:
             undo_job = undo(job.result)
+            undo_job.owner = job.owner
             undo_job._token = token
             undo_job._event = trio.Event()
             worker.submit(undo_job)

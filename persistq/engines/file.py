@@ -41,9 +41,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ..errors import CorruptionError, QueueClosed, QueueLocked, SerializerMismatch, StorageError
+from ..errors import CorruptionError, QueueLocked, SerializerMismatch, StorageError
 from ._threads import Lock  # a real lock even under gevent/eventlet
-from ._worker import Job, Worker, run_job, stop_worker
+from ._worker import Job, Worker, checked_worker, run_job, stop_worker
 
 __all__ = (
     "META_FILE",
@@ -296,13 +296,7 @@ class FileEngine:
         return os.path.join(self.path, f"{seg:010d}.seg")
 
     def _alive_worker(self) -> Worker:
-        if self._pid != os.getpid():
-            raise QueueClosed(
-                "this queue was opened in another process (before a fork); open it again in this process"
-            )
-        if self._worker is None or not self._worker.alive:
-            raise QueueClosed("the queue is closed")
-        return self._worker
+        return checked_worker(self._worker, self._pid)
 
     async def _run(
         self,

@@ -18,6 +18,7 @@ place. persistq adds two tables of its own beside them:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -27,13 +28,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..errors import (
+    CorruptionError,
     InvalidName,
     ItemNotFound,
     QueueClosed,
     SerializerMismatch,
     StorageError,
 )
-from ._worker import Job, Worker, run_job, stop_worker
+from . import _threads as threading
+from ._worker import Job, Worker, checked_worker, run_job, stop_worker
 
 __all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")
 
@@ -46,6 +49,8 @@ NewRow = tuple[bytes, float, "int | None"]
 PendingRow = tuple[int, bytes, float, str, "int | None"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
@@ -81,11 +86,45 @@ class TableSpec:
             ``"priority"`` (lowest ``priority`` first, then lowest ``_id``).
         unique: the table refuses a second copy of stored bytes
             (``UNIQUE (data)``): a put of a duplicate stores nothing.
+        legacy: persist-queue's async table for this kind (``queue``,
+            ``filo_queue``, ``unique_queue``: no name suffix), used instead of
+            ``table`` when the database holds it and not ``table``.
     """
 
     table: str
     order: Literal["fifo", "filo", "priority"] = "fifo"
     unique: bool = False
+    legacy: str | None = None
+
+
+def locate_database(path: str | os.PathLike[str], db_file_name: str | None) -> tuple[str | None, str]:
+    """Where a queue's database is: ``(directory to create, or None; database file)``.
+
+    An existing regular file is the database file itself (persist-queue's
+    async classes took a file path). Anything else is a directory, created if
+    missing, holding ``db_file_name`` (default ``data.db``): persist-queue's
+    sync classes' meaning, so ``SQLiteQueue("my_queue.db")`` still makes the
+    directory ``my_queue.db/`` with ``data.db`` in it. ``":memory:"`` is an
+    in-memory database.
+
+    Raises:
+        ValueError: ``db_file_name`` is a path, or is given with a ``path``
+            that is a database file.
+    """
+    location = os.fspath(path)
+    if location == ":memory:":
+        return None, location
+    if os.path.isfile(location):
+        if db_file_name is not None:
+            raise ValueError(
+                f"{location!r} is a database file, so db_file_name={db_file_name!r} has no directory to "
+                "name a file in: pass the file as path, or its directory as path and its name as db_file_name"
+            )
+        return None, location
+    name = db_file_name or "data.db"
+    if not isinstance(name, str) or not name or os.sep in name or (os.altsep and os.altsep in name):
+        raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
+    return location, os.path.join(location, name)
 
 
 def _translate(exc: sqlite3.Error, db: str) -> StorageError:
@@ -93,8 +132,6 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
     if isinstance(exc, sqlite3.DatabaseError) and (
         "not a database" in message or "malformed" in message or "corrupt" in message
     ):
-        from ..errors import CorruptionError
-
         return CorruptionError(f"{db}: {message}")
     if "locked" in message or "busy" in message:
         return StorageError(
@@ -106,103 +143,72 @@ def _translate(exc: sqlite3.Error, db: str) -> StorageError:
     return StorageError(f"{db}: {message}")
 
 
-class SQLiteDatabase:
-    """One SQLite database file, one connection, one worker thread.
+_LEVELS: dict[str, int] = {"off": 0, "normal": 1, "full": 2}
+_SYNC_NAMES = ("OFF", "NORMAL", "FULL")
+_CHECKPOINT_EVERY = 256
+"""Commits between two WAL checkpoints (run on a storage thread; see :class:`_Connection`)."""
 
-    The plumbing every SQLite store shares: opening (directory and file
-    created owner-only, WAL, durability), the batching worker thread, error
-    translation, closing. Subclasses create their tables in :meth:`_create`
-    and add their operations as jobs run through :meth:`_run`.
 
-    Args:
-        path: the directory (created, owner-only, if missing), or
-            ``":memory:"``.
-        db_file_name: the database file in ``path`` (persist-queue's default
-            ``data.db``).
-        durability: ``"full"`` (fsync per commit), ``"normal"`` (survives a
-            process crash, may lose the last commits on power loss) or
-            ``"off"``.
-        busy_timeout: seconds to wait for another connection's write lock.
-        label: names the worker thread.
+class _Connection:
+    """One SQLite connection, shared by every store of this process on one database file.
+
+    It owns the storage worker that runs the stores' jobs, in batches: one
+    transaction, one commit (group commit across queues of the file too). A
+    batch is committed at the highest durability any of its jobs asks for,
+    and waits for another process's write lock as long as the most patient
+    of them. Sharing keeps threads and file descriptors flat in the number of
+    queues (three descriptors for the file, its WAL and shared memory).
+
+    Automatic WAL checkpoints are off: a checkpoint fsyncs, and commits may
+    run inline on an event loop. Every ``_CHECKPOINT_EVERY`` commits a
+    passive checkpoint is queued as a job of its own, which always runs on a
+    storage thread.
+
+    Changes to each table made through this connection are counted, so a
+    store can tell that another store of this process changed its table
+    (``PRAGMA data_version`` only reports other connections' commits).
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        db_file_name: str | None,
-        durability: Durability = "full",
-        busy_timeout: float = 10.0,
-        label: str = "db",
-    ) -> None:
-        self.durability = durability
-        self.busy_timeout = busy_timeout
-        self.label = label
-        self.memory = os.fspath(path) == ":memory:"
-        if self.memory:
-            self.db_path = ":memory:"
-        else:
-            directory = os.fspath(path)
-            name = db_file_name or "data.db"
-            if os.sep in name or (os.altsep and os.altsep in name):
-                raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
-            self.db_path = os.path.join(directory, name)
-        self._directory = None if self.memory else os.fspath(path)
-        self._conn: sqlite3.Connection | None = None
-        self._worker: Worker | None = None
-        self._opened = False
-        self._pid = os.getpid()
-        self._busy_ms = int(busy_timeout * 1000)
-        self.legacy_rows_possible = False
-        """Whether the table may hold rows written by persist-queue (known after open)."""
+    def __init__(self, key: str, db_path: str, memory: bool, label: str) -> None:
+        self.key = key
+        self.db_path = db_path
+        self.conn: sqlite3.Connection | None = None
+        self.stores: list[SQLiteDatabase] = []
+        self.changes: dict[str, int] = {}
+        self._busy_ms = -1
+        self._level = -1
+        self._commits = 0
+        self._checkpoint_queued = False
+        self.worker = Worker(
+            f"persistq-sqlite:{label}",
+            self._execute,
+            self._close,
+            None if memory else self._execute_inline,
+        )
 
-    # ----------------------------------------------------------------- plumbing
+    def _close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
 
-    @property
-    def is_open(self) -> bool:
-        """Whether the engine was opened and not closed (in this process)."""
-        return self._opened and self._pid == os.getpid()
-
-    def _start(self) -> Worker:
-        if self._worker is None:
-            self._worker = Worker(
-                f"persistq-sqlite:{self.label}",
-                self._execute,
-                self._close_connection,
-                None if self.memory else self._execute_inline,
-            )
-        return self._worker
-
-    def _alive_worker(self) -> Worker:
-        if self._pid != os.getpid():
-            raise QueueClosed(
-                "this queue was opened in another process (before a fork); open it again in this process"
-            )
-        if self._worker is None or not self._worker.alive:
-            raise QueueClosed("the queue is closed")
-        return self._worker
-
-    async def _run(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        kind: str = "write",
-        undo: Callable[[T], Job[Any]] | None = None,
-    ) -> T:
-        return await run_job(self._alive_worker(), Job(fn, *args, kind=kind), undo)
-
-    def _set_busy_wait(self, conn: sqlite3.Connection, inline: bool) -> None:
+    def _prepare(self, conn: sqlite3.Connection, batch: Sequence[Job[Any]], inline: bool) -> None:
+        owners = [j.owner for j in batch if j.owner is not None] or self.stores
+        level = max((o.level for o in owners), default=_LEVELS["full"])
+        if level != self._level:
+            conn.execute(f"PRAGMA synchronous={_SYNC_NAMES[level]}")
+            self._level = level
         # Inline batches run on an event loop: they must fail fast on another
-        # connection's lock (and go to the worker thread) rather than wait.
-        ms = 0 if inline else int(self.busy_timeout * 1000)
+        # connection's lock (and go to a storage thread) rather than wait.
+        ms = 0 if inline else int(max((o.busy_timeout for o in owners), default=10.0) * 1000)
         if ms != self._busy_ms:
             conn.execute(f"PRAGMA busy_timeout={ms}")
             self._busy_ms = ms
 
     def _execute_inline(self, batch: list[Job[Any]]) -> bool:
-        conn = self._conn
+        conn = self.conn
         if conn is None:
             return False
-        self._set_busy_wait(conn, True)
+        self._prepare(conn, batch, True)
         try:
             conn.execute("BEGIN IMMEDIATE" if any(j.kind == "write" for j in batch) else "BEGIN")
         except sqlite3.OperationalError:
@@ -211,11 +217,11 @@ class SQLiteDatabase:
         return True
 
     def _execute(self, batch: list[Job[Any]], began: bool = False) -> None:
-        conn = self._conn
-        if conn is not None and not began:
-            self._set_busy_wait(conn, False)
         bare = [j for j in batch if j.kind == "bare"]
         txn = [j for j in batch if j.kind != "bare"]
+        if bare and self.conn is not None and not began:
+            # Opening a store, vacuum: wait for other processes' locks as usual.
+            self._prepare(self.conn, bare, False)
         for job in bare:
             try:
                 job.result = job.fn(*job.args)
@@ -224,7 +230,7 @@ class SQLiteDatabase:
                 job.error.__cause__ = exc
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 job.error = exc
-            conn = self._conn
+        conn = self.conn
         if not txn:
             return
         if conn is None:
@@ -234,6 +240,7 @@ class SQLiteDatabase:
         write = any(j.kind == "write" for j in txn)
         try:
             if not began:
+                self._prepare(conn, txn, False)
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             for job in txn:
@@ -242,7 +249,9 @@ class SQLiteDatabase:
             return
         single = len(txn) == 1
         ok: list[Job[Any]] = []
+        changed: list[SQLiteDatabase] = []
         for job in txn:
+            before = conn.total_changes
             try:
                 if not single:
                     conn.execute("SAVEPOINT job")
@@ -250,6 +259,8 @@ class SQLiteDatabase:
                 if not single:
                     conn.execute("RELEASE job")
                 ok.append(job)
+                if job.owner is not None and conn.total_changes != before:
+                    changed.append(job.owner)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 if isinstance(exc, sqlite3.Error):
                     error: BaseException = _translate(exc, self.db_path)
@@ -272,6 +283,28 @@ class SQLiteDatabase:
             error = _translate(exc, self.db_path)
             error.__cause__ = exc
             self._fail_after_rollback(conn, ok, error)
+            return
+        for store in changed:
+            self.changes[store.change_key] = self.changes.get(store.change_key, 0) + 1
+            store.own_changes += 1
+        if write:
+            self._commits += 1
+            if self._commits >= _CHECKPOINT_EVERY and not self._checkpoint_queued:
+                self._queue_checkpoint()
+
+    def _queue_checkpoint(self) -> None:
+        self._checkpoint_queued = True
+        # A bare job never runs inline: the checkpoint's fsyncs stay on a storage thread.
+        with contextlib.suppress(QueueClosed):
+            self.worker._submit_batch([Job(self._checkpoint, kind="bare")])
+
+    def _checkpoint(self) -> None:
+        self._checkpoint_queued = False
+        self._commits = 0
+        conn = self.conn
+        if conn is not None and self.db_path != ":memory:":
+            # PASSIVE never waits for readers or writers; what it cannot copy now goes next time.
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @staticmethod
     def _fail_after_rollback(
@@ -286,19 +319,148 @@ class SQLiteDatabase:
             job.result = None
             job.error = error
 
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+
+# The connections of this process, by database file (its real path).
+_connections: dict[str, _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _acquire(store: SQLiteDatabase) -> _Connection:
+    """The connection ``store`` shares with the other stores on its file (a new one if none)."""
+    if store.memory:
+        # Every in-memory queue is a database of its own.
+        db = _Connection(":memory:", ":memory:", True, store.label)
+        db.stores.append(store)
+        return db
+    key = os.path.realpath(store.db_path)
+    with _connections_lock:
+        found = _connections.get(key)
+        if found is None or not found.worker.alive:
+            found = _Connection(key, store.db_path, False, store.label)
+            _connections[key] = found
+        found.stores.append(store)
+    return found
+
+
+def _release(db: _Connection, store: SQLiteDatabase) -> bool:
+    """Forget ``store``; return whether it was the connection's last (the caller stops its worker)."""
+    with _connections_lock:
+        with contextlib.suppress(ValueError):
+            db.stores.remove(store)
+        if db.stores:
+            return False
+        if _connections.get(db.key) is db:
+            del _connections[db.key]
+        return True
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections must not be used here (SQLite forbids it): stores
+    # inherited through fork refuse to run, and new ones open fresh connections.
+    global _connections_lock
+    _connections.clear()
+    _connections_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteDatabase:
+    """One SQLite database file, one connection, one worker thread.
+
+    The plumbing every SQLite store shares: opening (directory and file
+    created owner-only, WAL, durability), the batching worker thread, error
+    translation, closing. Subclasses create their tables in :meth:`_create`
+    and add their operations as jobs run through :meth:`_run`.
+
+    Args:
+        path: an existing database file; otherwise the directory (created,
+            owner-only, if missing) that holds it; or ``":memory:"``. See
+            :func:`locate_database`, consulted again at open.
+        db_file_name: the database file in the directory ``path``
+            (persist-queue's default ``data.db``).
+        durability: ``"full"`` (fsync per commit), ``"normal"`` (survives a
+            process crash, may lose the last commits on power loss) or
+            ``"off"``.
+        busy_timeout: seconds to wait for another connection's write lock.
+        label: names the worker thread.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        db_file_name: str | None,
+        durability: Durability = "full",
+        busy_timeout: float = 10.0,
+        label: str = "db",
+    ) -> None:
+        self.durability = durability
+        self.busy_timeout = busy_timeout
+        self.label = label
+        self.memory = os.fspath(path) == ":memory:"
+        self._path = os.fspath(path)
+        self._db_file_name = db_file_name
+        self._directory, self.db_path = locate_database(path, db_file_name)
+        self._db: _Connection | None = None
+        self._closed = False
+        self._pid = os.getpid()
+        self.level = _LEVELS[durability]
+        """``PRAGMA synchronous`` level this store's writes need (a batch uses its jobs' highest)."""
+        self.change_key = label
+        """The table whose changes the other stores of this process on the file watch for."""
+        self.own_changes = 0
+        """Commits that changed rows of :attr:`change_key`, made through this store."""
+        self.legacy_rows_possible = False
+        """Whether the table may hold rows written by persist-queue (known after open)."""
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the engine was opened and not closed (in this process)."""
+        return self._db is not None and self._pid == os.getpid()
+
+    @property
+    def _conn(self) -> sqlite3.Connection | None:
+        db = self._db
+        return None if db is None else db.conn
+
+    def _alive_worker(self) -> Worker:
+        db = self._db
+        return checked_worker(None if db is None else db.worker, self._pid)
+
+    async def _run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        kind: str = "write",
+        undo: Callable[[T], Job[Any]] | None = None,
+    ) -> T:
+        job = Job(fn, *args, kind=kind)
+        job.owner = self
+        return await run_job(self._alive_worker(), job, undo)
 
     # --------------------------------------------------------------- open/close
 
-    def _connect(self) -> None:
-        if self._conn is not None:
-            return
+    def _relocate(self) -> None:
+        # Again at open: the file may have been created since the constructor ran.
+        self._directory, self.db_path = locate_database(self._path, self._db_file_name)
+
+    def _connect(self, db: _Connection) -> None:
+        """Open the shared connection if this is its first store, then create this store's tables."""
+        if db.conn is None:
+            self._connect_new(db)
+        self._create(db.conn)  # type: ignore[arg-type]
+
+    def _connect_new(self, db: _Connection) -> None:
+        if self._directory is None and not self.memory:
+            self._check_header()
         if self._directory is not None:
             if os.path.exists(self._directory) and not os.path.isdir(self._directory):
-                raise StorageError(f"queue path {self._directory!r} exists and is not a directory")
+                raise StorageError(
+                    f"queue path {self._directory!r} exists and is neither a directory nor a database file"
+                )
             try:
                 os.makedirs(self._directory, mode=0o700, exist_ok=True)
             except OSError as exc:
@@ -323,12 +485,27 @@ class SQLiteDatabase:
                 mode = self._enable_wal(conn)
                 if str(mode).lower() != "wal":
                     raise StorageError(f"{self.db_path}: cannot use WAL journal mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
-            self._create(conn)
+            # WAL checkpoints (which fsync) run on a storage thread, never in
+            # a commit made inline on an event loop: see _Connection.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        db.conn = conn
+
+    def _check_header(self) -> None:
+        """Refuse, with a clear error, a file given as the database that is not one."""
+        try:
+            with open(self.db_path, "rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise StorageError(f"cannot read database file {self.db_path!r}: {exc}") from exc
+        # An empty file is a new database (as sqlite3 and persist-queue treat it).
+        if head and head != SQLITE_MAGIC:
+            raise CorruptionError(
+                f"queue path {self.db_path!r} is a file but not an SQLite database "
+                "(a queue path is a directory, or an existing SQLite database file)"
+            )
 
     def _enable_wal(self, conn: sqlite3.Connection) -> Any:
         """``PRAGMA journal_mode=WAL``, retried while other connections hold the database.
@@ -390,54 +567,84 @@ class SQLiteDatabase:
             is not None
         )
 
-    async def open(self) -> None:
-        """Open the database and create the tables (idempotent)."""
-        if self._opened:
+    def _check_reopen(self) -> bool:
+        if self._closed:
+            raise QueueClosed("the queue is closed")
+        if self._db is not None:
             self._alive_worker()
+            return True
+        return False
+
+    async def open(self) -> None:
+        """Open the database and create the tables (idempotent).
+
+        Stores of this process on the same database file share one
+        connection (and so one storage worker): opening a second one only
+        creates its tables.
+        """
+        if self._check_reopen():
             return
-        worker = self._start()
+        self._relocate()
+        db = _acquire(self)
+        job: Job[None] = Job(self._connect, db, kind="bare")
+        job.owner = self
         try:
-            await run_job(worker, Job(self._connect, kind="bare"))
+            await run_job(db.worker, job)
         except BaseException:
-            worker.stop()
-            self._worker = None
+            if _release(db, self):
+                await stop_worker(db.worker)
             raise
-        self._opened = True
+        self._db = db
 
     def open_blocking(self) -> None:
         """Like :meth:`open`, blocking the calling thread."""
-        if self._opened:
-            self._alive_worker()
+        if self._check_reopen():
             return
-        worker = self._start()
+        self._relocate()
+        db = _acquire(self)
         try:
-            worker.run_blocking(Job(self._connect, kind="bare"))
+            db.worker.run_blocking(Job(self._connect, db, kind="bare"))
         except BaseException:
-            worker.stop()
-            self._worker = None
+            if _release(db, self):
+                db.worker.stop()
             raise
-        self._opened = True
+        self._db = db
+
+    def _detach(self) -> _Connection | None:
+        db = self._db
+        if db is None or self._pid != os.getpid():
+            return None
+        self._db = None
+        self._closed = True
+        return db
 
     async def close(self) -> None:
-        """Finish queued jobs, close the connection and stop the thread."""
-        worker = self._worker
-        if worker is None or self._pid != os.getpid():
-            return
-        await stop_worker(worker)
+        """Finish this store's queued jobs; close the connection if no other store uses it."""
+        db = self._detach()
+        if db is not None and _release(db, self):
+            await stop_worker(db.worker)
 
     def close_nowait(self) -> None:
-        """Stop the thread after its queued jobs, without waiting (for ``__del__``)."""
-        worker = self._worker
-        if worker is not None and self._pid == os.getpid():
-            worker.stop()
+        """Like :meth:`close` without waiting (for ``__del__``)."""
+        db = self._detach()
+        if db is not None and _release(db, self):
+            db.worker.stop()
 
     def _sql_data_version(self, conn: sqlite3.Connection) -> int:
         v: int = conn.execute("PRAGMA data_version").fetchone()[0]
         return v
 
     async def data_version(self) -> int:
-        """A number that changes when another connection commits."""
-        return await self._run(self._sql_data_version, kind="read")
+        """A number that changes when another connection, or another store of this process, commits.
+
+        Other connections are seen through ``PRAGMA data_version``; stores of
+        this process share the connection, so their changes to this store's
+        table are counted by :class:`_Connection`.
+        """
+        v = await self._run(self._sql_data_version, kind="read")
+        db = self._db
+        others = 0 if db is None else db.changes.get(self.change_key, 0) - self.own_changes
+        return (v << 32) + others
 
     def _vacuum(self) -> None:
         conn = self._conn
@@ -473,11 +680,8 @@ class SQLiteEngine(SQLiteDatabase):
         busy_timeout: float = 10.0,
     ) -> None:
         super().__init__(path, db_file_name, durability, busy_timeout, spec.table)
-        self.spec = spec
+        self._use_table(spec)
         self.serializer_name = serializer_name
-        t = spec.table
-        self._t = _quote(t)
-        self._pending = _quote(f"persistq_pending_{t}")
         self._asc = spec.order != "filo"
         self._prio = spec.order == "priority"
         # Columns read back for every row: the priority column only exists on
@@ -487,10 +691,24 @@ class SQLiteEngine(SQLiteDatabase):
             spec.order
         ]
 
+    def _use_table(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self._t = _quote(spec.table)
+        self._pending = _quote(f"persistq_pending_{spec.table}")
+
     def _create(self, conn: sqlite3.Connection) -> None:
-        t = self.spec.table
         conn.execute("BEGIN IMMEDIATE")
         try:
+            legacy = self.spec.legacy
+            if (
+                legacy is not None
+                and self._table_exists(conn, legacy)
+                and not self._table_exists(conn, self.spec.table)
+            ):
+                # A database persist-queue's AsyncSQLiteQueue wrote (it ignored
+                # `name`): its items are in the bare table; adopt it.
+                self._use_table(TableSpec(legacy, self.spec.order, self.spec.unique))
+            t = self.spec.table
             existed = self._table_exists(conn, t)
             # persist-queue's schemas, so its databases open in place.
             extra = ", priority INTEGER" if self._prio else ""

@@ -34,8 +34,9 @@ class SQLiteDictStore(SQLiteDatabase):
     """Storage for one persistent mapping (the table ``dict_{name}``).
 
     Args:
-        path: the directory of the database (created owner-only if missing),
-            or ``":memory:"``.
+        path: an existing database file, the directory of the database
+            (created owner-only if missing), or ``":memory:"`` (see
+            :func:`~persistq.engines.sqlite.locate_database`).
         name: the mapping's name (1-64 ASCII letters, digits, ``_``, ``-``).
         serializer_name: recorded when the table is created; opening it later
             with another serializer raises

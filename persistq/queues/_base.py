@@ -8,12 +8,13 @@ accounting for ``task_done``/``join``, and the ``statistics()`` record.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -21,7 +22,11 @@ import anyio.lowlevel
 from ..engines._threads import Lock
 from ..errors import QueueClosed
 
-__all__ = ("QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
+__all__ = ("Held", "HeldItems", "QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
+
+Key = tuple[str, int]
+"""Who called: ``("task", id)`` for a task, ``("thread", ident)`` for a blocking caller."""
+_T = TypeVar("_T", bound=Hashable)
 
 DEFAULT_POLL_INTERVAL = 0.025
 """Seconds between checks for items put (or taken) by other processes."""
@@ -81,7 +86,7 @@ async def storage_cancel_point() -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
 
 
-def caller_key() -> tuple[str, int]:
+def caller_key() -> Key:
     """Identify the calling task, to match a ``task_done`` with its ``get``."""
     return ("task", anyio.get_current_task().id)
 
@@ -157,11 +162,16 @@ class Waiters:
 class TaskCounter:
     """Items got and not yet marked done, for ``task_done()`` and ``join()``.
 
-    Thread-safe: blocking callers mark items done from their own threads.
+    Thread-safe: blocking callers mark items done from their own threads. A
+    ``task_done`` that must wait for storage first :meth:`claim` s one item
+    (so concurrent calls cannot both count the last one), then
+    :meth:`settle` s it; ``outstanding`` (what ``join`` waits on) drops only
+    when the storage call succeeded.
     """
 
     def __init__(self) -> None:
         self.outstanding = 0
+        self._claimed = 0
         # A real lock even under gevent/eventlet: blocking callers use it from
         # their own threads while the loop thread does too.
         self._lock = Lock()
@@ -171,17 +181,98 @@ class TaskCounter:
         with self._lock:
             self.outstanding += n
 
-    def check_done(self) -> None:
-        """Raise ``ValueError`` if no got item is left to mark done."""
-        if self.outstanding <= 0:
+    def _check(self) -> None:
+        if self.outstanding - self._claimed <= 0:
             raise ValueError("task_done() called too many times")
 
-    def done(self) -> int:
-        """Count one item marked done; return how many remain."""
+    def claim(self) -> None:
+        """Reserve one item to mark done; ``ValueError`` if none is left."""
         with self._lock:
-            self.check_done()
+            self._check()
+            self._claimed += 1
+
+    def settle(self, done: bool) -> int:
+        """End a :meth:`claim`: count the item done (or not); return how many remain."""
+        with self._lock:
+            self._claimed -= 1
+            if done:
+                self.outstanding -= 1
+            return self.outstanding
+
+    def done(self) -> int:
+        """Count one item marked done at once; return how many remain."""
+        with self._lock:
+            self._check()
             self.outstanding -= 1
             return self.outstanding
+
+
+@dataclass(frozen=True)
+class Held(Generic[_T]):
+    """One item taken out of :class:`HeldItems` by a ``task_done`` in progress."""
+
+    key: Key
+    seq: int
+    item: _T
+
+
+class HeldItems(Generic[_T]):
+    """Items got and not yet marked done, per caller (task or thread), in the order they were got.
+
+    ``task_done`` finishes the caller's own oldest item; a caller that holds
+    none finishes the oldest one of this queue object (persist-queue counted
+    items, whoever got them). It takes the item with :meth:`claim` *before*
+    its storage call, so concurrent calls never pick the same item, and puts
+    it back with :meth:`restore` if that call fails or is cancelled.
+    Bookkeeping of the loop thread (not locked).
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[Key, deque[tuple[int, _T]]] = {}
+        self._where: dict[_T, tuple[Key, int]] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, key: Key, items: Iterable[_T]) -> None:
+        """Record ``items`` as got by ``key``, in this order."""
+        held = self._by_key.setdefault(key, deque())
+        for item in items:
+            self._seq += 1
+            held.append((self._seq, item))
+            self._where[item] = (key, self._seq)
+
+    def discard(self, item: _T) -> None:
+        """Forget ``item`` (it went back to the queue)."""
+        where = self._where.pop(item, None)
+        if where is None:
+            return
+        key, seq = where
+        held = self._by_key[key]
+        held.remove((seq, item))
+        if not held:
+            del self._by_key[key]
+
+    def claim(self, key: Key) -> Held[_T] | None:
+        """Take ``key``'s oldest item, else the oldest of anyone; ``None`` if nothing is held."""
+        held = self._by_key.get(key)
+        if not held:
+            if not self._by_key:
+                return None
+            # Each caller's deque is in got order: the oldest overall heads one of them.
+            key, held = min(self._by_key.items(), key=lambda kv: kv[1][0][0])
+        seq, item = held.popleft()
+        if not held:
+            del self._by_key[key]
+        del self._where[item]
+        return Held(key, seq, item)
+
+    def restore(self, taken: Held[_T]) -> None:
+        """Put back an item :meth:`claim` took, in its old place."""
+        held = self._by_key.setdefault(taken.key, deque())
+        bisect.insort(held, (taken.seq, taken.item), key=lambda entry: entry[0])
+        self._where[taken.item] = (taken.key, taken.seq)
 
 
 @dataclass(frozen=True)

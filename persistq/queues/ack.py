@@ -95,6 +95,7 @@ class SQLiteAckQueue(SQLiteQueue):
     """
 
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
+    _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -569,12 +570,12 @@ class UniqueAckQ(SQLiteAckQueue):
     _UNIQUE: ClassVar[bool] = True
 
     def _encode(self, item: Any) -> bytes:
-        return encode_canonical(self.serializer, item)
+        return encode_canonical(self._codec, item)
 
     def _storage_forms(
         self, datas: Sequence[bytes], items: Sequence[Any] | None
     ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
-        return unique_storage_forms(self._engine.legacy_rows_possible, self.serializer, datas, items)
+        return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
     async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is live; return its id or ``None``."""

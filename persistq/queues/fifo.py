@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -32,6 +31,8 @@ from ..engines.sqlite import (
 from ..errors import Empty, Full, QueueClosed, SerializationError
 from ._base import (
     DEFAULT_POLL_INTERVAL,
+    HeldItems,
+    Key,
     QueueStatistics,
     TaskCounter,
     Waiters,
@@ -44,7 +45,6 @@ from ._base import (
 
 __all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
-Key = tuple[str, int]
 _Q = TypeVar("_Q", bound="SQLiteQueue")
 
 
@@ -62,15 +62,26 @@ def _item_id(value: object) -> int | None:
 class SQLiteQueue:
     """A persistent FIFO queue in an SQLite database (async; asyncio and trio).
 
-    Drop-in for persist-queue's ``SQLiteQueue`` (and ``AsyncSQLiteQueue``, with
-    ``path`` a directory as for the sync class), plus ``maxsize``,
+    Drop-in for persist-queue's ``SQLiteQueue`` and ``AsyncSQLiteQueue``
+    (whose database files open in place), plus ``maxsize``,
     ``join``, ``put_many``/``get_many``, durability modes and ``async with``.
 
     Args:
-        path: directory of the database (created owner-only if missing), or
-            ``":memory:"`` for a private in-memory queue.
+        path: an existing SQLite database **file** (as persist-queue's
+            ``AsyncSQLiteQueue`` took) is used as the database. Anything else
+            is a **directory**, created owner-only if missing, holding
+            ``db_file_name`` (persist-queue's ``SQLiteQueue`` meaning): a new
+            path is a directory even when it ends in ``.db``, so
+            ``SQLiteQueue("my_queue.db")`` makes ``my_queue.db/data.db``. To
+            create a database file at a path of your choice, pass its
+            directory and ``db_file_name``. ``":memory:"``: a private
+            in-memory queue. A file that is not an SQLite database raises
+            :class:`~persistq.errors.CorruptionError` at open.
         name: the queue's name; the table is ``queue_{name}``. 1-64 ASCII
-            letters, digits, ``_`` or ``-``.
+            letters, digits, ``_`` or ``-``. In a database holding
+            persist-queue's async table (``queue``, ``filo_queue``,
+            ``unique_queue``: no suffix; it ignored ``name``) and no
+            ``{table}_default``, the queue named ``"default"`` uses that table.
         multithreading: accepted for compatibility; every queue is thread-safe.
         timeout: seconds to wait for another connection's write lock before
             an operation fails with :class:`~persistq.errors.StorageError`
@@ -80,8 +91,10 @@ class SQLiteQueue:
             done come back (in their old place) after a restart, a ``close()``
             or a crash of their process.
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
-            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
-        db_file_name: the database file in ``path`` (default ``data.db``).
+            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads`` or
+            ``dump``/``load`` (see :mod:`persistq.serializers`).
+        db_file_name: the database file in the directory ``path`` (default
+            ``data.db``); a ``ValueError`` when ``path`` is itself a file.
         maxsize: ``> 0`` bounds the number of waiting items: ``put`` then
             blocks (or raises :class:`~persistq.errors.Full`).
         durability: ``"full"`` (default; fsync'd when a call returns),
@@ -94,6 +107,8 @@ class SQLiteQueue:
     _TABLE_PREFIX: ClassVar[str] = "queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
     _UNIQUE: ClassVar[bool] = False
+    _ASYNC_LEGACY_TABLE: ClassVar[bool] = True
+    """Whether persist-queue had an async class of this kind (its table: ``_TABLE_PREFIX``)."""
 
     def __init__(
         self,
@@ -110,7 +125,7 @@ class SQLiteQueue:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         validate_name(name)
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
         self.path = os.fspath(path)
@@ -128,9 +143,8 @@ class SQLiteQueue:
         self._putters = Waiters()
         self._joiners = Waiters()
         self._tasks = TaskCounter()
-        # auto_commit=False: ids got and not yet done, per caller and overall.
-        self._pending_by_key: dict[Key, deque[int]] = {}
-        self._pending_owner: dict[int, Key] = {}
+        # auto_commit=False: ids got and not yet done, per caller.
+        self._held: HeldItems[int] = HeldItems()
         self._state = "new"
         self._open_lock: anyio.Lock | None = None
         self._data_version: int | None = None
@@ -142,10 +156,13 @@ class SQLiteQueue:
 
     def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
         """Build the storage engine (a hook for kinds on other engines)."""
+        # persist-queue's AsyncSQLiteQueue kinds used the bare prefix as table,
+        # whatever their name: a default-named queue finds their items there.
+        legacy = self._TABLE_PREFIX if self._ASYNC_LEGACY_TABLE and self.name == "default" else None
         return SQLiteEngine(
             self.path,
             db_file_name,
-            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
+            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE, legacy),
             _serializers.serializer_name(self.serializer),
             self.durability,
             self.timeout,
@@ -257,15 +274,14 @@ class SQLiteQueue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        return _serializers.encode(self.serializer, item)
+        return self._codec.encode(item)
 
     def _decode(self, row: Row) -> Any:
         try:
-            return self.serializer.loads(row[1])
+            return self._codec.decode(row[1])
         except Exception as exc:
             raise SerializationError(
-                f"item {row[0]} in {self._engine.db_path} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"item {row[0]} in {self._engine.db_path} cannot be decoded with {self._codec.name}: {exc}"
             ) from exc
 
     async def _poll(self) -> bool:
@@ -459,11 +475,7 @@ class SQLiteQueue:
             await self._getters.wait(deadline, self.poll_interval, self._poll, seen)
             self._check_open()
         if self._owner is not None:
-            k = key if key is not None else caller_key()
-            ids = self._pending_by_key.setdefault(k, deque())
-            for row in rows:
-                ids.append(row[0])
-                self._pending_owner[row[0]] = k
+            self._held.add(key if key is not None else caller_key(), [row[0] for row in rows])
         self._putters.wake(len(rows))
         return rows
 
@@ -479,9 +491,7 @@ class SQLiteQueue:
         except SerializationError:
             # Never lose an item we cannot decode: it goes back to its place.
             for row in rows:
-                key = self._pending_owner.pop(row[0], None)
-                if key is not None:
-                    self._pending_by_key[key].remove(row[0])
+                self._held.discard(row[0])
             self._untake(len(rows))
             with anyio.CancelScope(shield=True):
                 await self._engine.restore(rows, from_pending=self._owner is not None)
@@ -499,33 +509,39 @@ class SQLiteQueue:
 
         With ``auto_commit=False`` this deletes, for good and durably, the
         oldest item this task (or thread) got and has not marked done — never
-        an item another task is still working on — falling back to the oldest
-        such item of any task.
+        an item another task is still working on. A task that holds none (a
+        worker the getter handed the item to, or ``asyncio.gather`` of
+        ``task_done`` calls) finishes the oldest item this queue object
+        handed out and nobody marked done. Concurrent calls never finish the
+        same item; a call that fails or is cancelled finishes none.
 
         Raises:
-            ValueError: called more times than there were items.
+            ValueError: called more times than items were got.
         """
         await self._task_done(None)
 
     async def _task_done(self, key: Key | None) -> None:
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        self._tasks.check_done()
-        if self._owner is not None and self._pending_owner:
-            k = key if key is not None else caller_key()
-            ids = self._pending_by_key.get(k)
-            if ids:
-                item_id = ids[0]
-            else:
-                item_id = next(iter(self._pending_owner))
-                k = self._pending_owner[item_id]
-            await self._engine.finish([item_id])
-            self._pending_owner.pop(item_id, None)
-            owned = self._pending_by_key[k]
-            owned.remove(item_id)
-            if not owned:
-                del self._pending_by_key[k]
-        if self._tasks.done() == 0:
+        if self._owner is None:
+            if self._tasks.done() == 0:
+                self._joiners.wake_all()
+            return
+        self._tasks.claim()
+        # Taken before the await, so a concurrent task_done picks another item.
+        held = self._held.claim(key if key is not None else caller_key())
+        if held is None:
+            # Every item counted is still on its way to its getter: none was handed out yet.
+            self._tasks.settle(done=False)
+            raise ValueError("task_done() called too many times")
+        try:
+            await self._engine.finish([held.item])
+        except BaseException:
+            # Failed, or cancelled (the engine put the row back): nothing was finished.
+            self._held.restore(held)
+            self._tasks.settle(done=False)
+            raise
+        if self._tasks.settle(done=True) == 0:
             self._joiners.wake_all()
 
     def _task_done_from_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -642,7 +658,7 @@ class SQLiteQueue:
             tasks_waiting_get=len(self._getters),
             tasks_waiting_put=len(self._putters),
             unfinished_tasks=self._tasks.outstanding,
-            pending=len(self._pending_owner),
+            pending=len(self._held),
             maxsize=self.maxsize,
             durability=self.durability,
         )

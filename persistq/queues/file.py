@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -25,11 +24,19 @@ import anyio.lowlevel
 from .. import serializers as _serializers
 from ..engines.file import Durability, FileEngine, Position, Record, Skipped, validate_durability
 from ..errors import Empty, Full, QueueClosed, QueueLocked, SerializationError
-from ._base import QueueStatistics, Waiters, caller_key, check_maxsize, check_timeout, make_deadline
+from ._base import (
+    HeldItems,
+    Key,
+    QueueStatistics,
+    Waiters,
+    caller_key,
+    check_maxsize,
+    check_timeout,
+    make_deadline,
+)
 
 __all__ = ("AsyncQueue", "Queue")
 
-Key = tuple[str, int]
 OnCorruption = Literal["raise", "quarantine"]
 
 # Single process: nothing outside this object changes the queue, so waiters are
@@ -66,8 +73,10 @@ class Queue:
             always created in the queue directory, so the rename that
             publishes them is atomic.
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
-            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
-            It is recorded on creation; reopening with another raises
+            ``msgpack``, ``cbor2``, or any object with ``dump``/``load``
+            (persist-queue's file-queue protocol) or ``dumps``/``loads``.
+            Each record is framed by the queue, so ``load`` gets exactly
+            one record's bytes. It is recorded on creation; reopening with another raises
             :class:`~persistq.errors.SerializerMismatch`.
         autosave: ``False``: a got item is acknowledged by ``task_done()``
             (items not done come back after a restart). ``True``: ``get``
@@ -99,7 +108,7 @@ class Queue:
     ) -> None:
         if serializer is None:
             serializer = _serializers.pickle
-        _serializers._check(serializer)
+        self._codec = _serializers.Codec(serializer)
         if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise ValueError(f"'chunksize' must be a positive int, not {chunksize!r}")
         if on_corruption not in ("raise", "quarantine"):
@@ -124,10 +133,10 @@ class Queue:
         self._putters = Waiters()
         self._joiners = Waiters()
         self._unfinished = 0
-        # Items got and not yet done (autosave=False), per caller and overall,
-        # so one caller's task_done never acknowledges another's item.
-        self._pending_by_key: dict[Key, deque[Position]] = {}
-        self._pending_owner: dict[Position, Key] = {}
+        self._done_in_flight = 0
+        # Items got and not yet done (autosave=False), per caller, so one
+        # caller's task_done never acknowledges another's item.
+        self._held: HeldItems[Position] = HeldItems()
         self._state = "new"
         self._open_lock: anyio.Lock | None = None
 
@@ -230,16 +239,16 @@ class Queue:
     # -------------------------------------------------------------- helpers
 
     def _encode(self, item: Any) -> bytes:
-        return _serializers.encode(self.serializer, item)
+        return self._codec.encode(item)
 
     def _decode(self, record: Record) -> Any:
         try:
-            return self.serializer.loads(record[1])
+            return self._codec.decode(record[1])
         except Exception as exc:
             (seg, off) = record[0]
             raise SerializationError(
                 f"the item at offset {off} of segment {seg} in {self.path!r} cannot be decoded with "
-                f"{_serializers.serializer_name(self.serializer)}: {exc}"
+                f"{self._codec.name}: {exc}"
             ) from exc
 
     def _check_open(self) -> None:
@@ -373,11 +382,7 @@ class Queue:
             await self._getters.wait(deadline, _NO_POLL_INTERVAL, _no_poll)
             self._check_open()
         if not self.autosave:
-            k = key if key is not None else caller_key()
-            held = self._pending_by_key.setdefault(k, deque())
-            for pos, _ in records:
-                held.append(pos)
-                self._pending_owner[pos] = k
+            self._held.add(key if key is not None else caller_key(), [pos for pos, _ in records])
         self._putters.wake(len(records))
         return records
 
@@ -387,12 +392,7 @@ class Queue:
         except SerializationError:
             # Never lose an item we cannot decode: it goes back to its place.
             for pos, _ in records:
-                k = self._pending_owner.pop(pos, None)
-                if k is not None:
-                    held = self._pending_by_key[k]
-                    held.remove(pos)
-                    if not held:
-                        del self._pending_by_key[k]
+                self._held.discard(pos)
             with anyio.CancelScope(shield=True):
                 await self._engine.unread(records)
             self._getters.wake(len(records))
@@ -405,10 +405,16 @@ class Queue:
 
         With ``autosave=False`` this acknowledges the oldest item this task
         (or thread) got and has not marked done — never an item another task
-        is working on while this one holds any — falling back to the oldest
-        such item of any task. The read position on disk then moves to the
-        oldest item not yet done (durably with ``durability="full"``): items
-        done out of order are acknowledged once every older one is done.
+        is working on while this one holds any. A task or thread that holds
+        none (a worker the getter handed the item to, or ``asyncio.gather``
+        of ``task_done`` calls) acknowledges the oldest item this queue
+        object handed out and nobody marked done. The read position on disk
+        then moves to the oldest item not yet done (durably with
+        ``durability="full"``): items done out of order are acknowledged
+        once every older one is done. Concurrent calls never acknowledge the
+        same item. Once the acknowledgement reached the storage thread it
+        completes even if the caller is cancelled; one that fails
+        acknowledges nothing.
 
         Raises:
             ValueError: called more times than there were items.
@@ -418,24 +424,22 @@ class Queue:
     async def _task_done(self, key: Key | None) -> None:
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        if self._unfinished <= 0:
+        if self._unfinished - self._done_in_flight <= 0:
             raise ValueError("task_done() called too many times")
-        if self._pending_owner:
-            k = key if key is not None else caller_key()
-            held = self._pending_by_key.get(k)
-            if held:
-                pos = held[0]
-            else:
-                pos = min(self._pending_owner)
-                k = self._pending_owner[pos]
-                held = self._pending_by_key[k]
-            await self._engine.ack([pos])
-            # The ack is done; from here on nothing awaits, so a cancellation
-            # cannot leave the bookkeeping half-updated.
-            del self._pending_owner[pos]
-            held.remove(pos)
-            if not held:
-                del self._pending_by_key[k]
+        # Taken before the await, so a concurrent task_done picks another item.
+        held = self._held.claim(key if key is not None else caller_key())
+        if held is not None:
+            self._done_in_flight += 1
+            try:
+                # The engine cannot take an ack back (the segments before the
+                # new position are deleted), so the call is not abandoned midway.
+                with anyio.CancelScope(shield=True):
+                    await self._engine.ack([held.item])
+            except BaseException:
+                self._held.restore(held)
+                raise
+            finally:
+                self._done_in_flight -= 1
         self._unfinished -= 1
         if self._unfinished == 0:
             self._joiners.wake_all()
@@ -492,7 +496,7 @@ class Queue:
             tasks_waiting_get=len(self._getters),
             tasks_waiting_put=len(self._putters),
             unfinished_tasks=self._unfinished,
-            pending=len(self._pending_owner),
+            pending=len(self._held),
             maxsize=self.maxsize,
             durability=self.durability,
         )

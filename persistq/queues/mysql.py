@@ -226,7 +226,8 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             a closed queue object, or of a crashed process on this host, go
             back to their old places.
         serializer: ``persistq.serializers.pickle`` (default), ``json``,
-            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads``.
+            ``msgpack``, ``cbor2``, or any object with ``dumps``/``loads`` or
+            ``dump``/``load``.
         dsn: a DSN (as ``host`` may be); explicit keywords fill what it leaves out.
         pool_size: connections this object uses (with PyMySQL, one worker
             thread each). Concurrent operations on one connection share a

@@ -32,6 +32,7 @@ class PriorityQueue(SQLiteQueue):
 
     _TABLE_PREFIX: ClassVar[str] = "priority_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
+    _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     async def put(  # type: ignore[override]
         self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None

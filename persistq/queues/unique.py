@@ -6,25 +6,25 @@ import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from ..serializers import encode, serializer_name
+from ..serializers import Codec
 from .fifo import SQLiteQueue
 
 __all__ = ("UniqueQ", "encode_canonical", "legacy_encoding", "unique_storage_forms")
 
 
-def encode_canonical(serializer: Any, item: Any) -> bytes:
+def encode_canonical(codec: Codec, item: Any) -> bytes:
     """Encode a canonical form of ``item``, so equal values always give equal bytes."""
-    return encode(serializer, item, sort_keys=True)
+    return codec.encode(item, sort_keys=True)
 
 
-def legacy_encoding(serializer: Any, item: Any) -> bytes | None:
+def legacy_encoding(codec: Codec, item: Any) -> bytes | None:
     """persist-queue's encoding of a unique item, where it differs from ours.
 
     persist-queue sorted only the top-level keys and pickled with the memo, so
     a table it wrote holds other bytes for an equal item; ``None`` where the
     encodings agree (json) or the serializer is not a built-in.
     """
-    name = serializer_name(serializer)
+    name = codec.name
     if name not in ("pickle", "msgpack", "cbor2"):
         return None
     value = item
@@ -34,14 +34,14 @@ def legacy_encoding(serializer: Any, item: Any) -> bytes | None:
         except TypeError:
             return None
     try:
-        data: bytes = pickle.dumps(value, protocol=4) if name == "pickle" else serializer.dumps(value)
+        data: bytes = pickle.dumps(value, protocol=4) if name == "pickle" else codec.encode(value)
     except Exception:  # noqa: BLE001 - the canonical encoding already succeeded; nothing to match
         return None
     return data
 
 
 def unique_storage_forms(
-    legacy_table: bool, serializer: Any, datas: Sequence[bytes], items: Sequence[Any] | None
+    legacy_table: bool, codec: Codec, datas: Sequence[bytes], items: Sequence[Any] | None
 ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
     """Choose what a unique queue stores, and which other encoding it probes for.
 
@@ -54,7 +54,7 @@ def unique_storage_forms(
     stored: list[bytes] = []
     alts: list[bytes | None] = []
     for data, item in zip(datas, items, strict=True):
-        legacy = legacy_encoding(serializer, item)
+        legacy = legacy_encoding(codec, item)
         if legacy is None or legacy == data:
             stored.append(data)
             alts.append(None)
@@ -80,7 +80,7 @@ class UniqueQ(SQLiteQueue):
     _UNIQUE: ClassVar[bool] = True
 
     def _encode(self, item: Any) -> bytes:
-        return encode_canonical(self.serializer, item)
+        return encode_canonical(self._codec, item)
 
     async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is waiting; return its id or ``None``.
@@ -92,7 +92,7 @@ class UniqueQ(SQLiteQueue):
     def _storage_forms(
         self, datas: Sequence[bytes], items: Sequence[Any] | None
     ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
-        return unique_storage_forms(self._engine.legacy_rows_possible, self.serializer, datas, items)
+        return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
     async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""

@@ -137,9 +137,10 @@ class SQLiteQueue(_SyncTwin):
     A drop-in for persist-queue's ``SQLiteQueue``: same constructor and
     methods, safe from any number of threads (``multithreading`` is accepted
     and not needed), plus ``maxsize``, ``join``, ``put_many``/``get_many``,
-    durability modes, ``close()`` and ``with``. The constructor opens the
-    database, so a bad path fails here. See the async class for each
-    parameter.
+    durability modes, ``close()`` and ``with``. ``path`` is a directory
+    (created if missing, also when it ends in ``.db``) or an existing SQLite
+    database file. The constructor opens the database, so a bad path fails
+    here. See the async class for each parameter.
     """
 
     _async_cls: ClassVar[type[Any]] = _AsyncSQLiteQueue
