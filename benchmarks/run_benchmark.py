@@ -63,6 +63,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from pickle import dumps as _pickle_dumps
+from pickle import loads as pickle_loads
 from typing import Any
 
 import anyio
@@ -90,6 +92,13 @@ except ImportError:
     HAVE_TRIO = False
 
 HERE = Path(__file__).resolve().parent
+
+
+def pq_pickle_dumps(x: Any) -> bytes:
+    """Pickle as persistq's default serializer does (protocol 4)."""
+    return _pickle_dumps(x, protocol=4)
+
+
 PERSISTQ = "persistq"
 PQ = "persist-queue"
 DC = "diskcache"
@@ -627,6 +636,146 @@ def atasks(kind: AsyncKind, backend: str, producers: int, consumers: int) -> Run
     return run
 
 
+# --------------------------------------------------------------------------- the hand-off floor
+# DESIGN §4 counts overhead in hand-offs: what shipping one storage operation to an asyncio loop on
+# another thread and back (call_soon_threadsafe; the loop runs the op and releases a lock the caller
+# waits on) adds to running the same op inline. The op is persistq's own storage work done directly with
+# stdlib sqlite3: the same transaction (BEGIN IMMEDIATE … COMMIT), statements, pragmas and pickling. The
+# unit is the hand-off of the durable (full) op, measured next to every row that reports an overhead.
+
+_RAW_SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+
+
+def _raw_conn(d: Path, dur: str) -> sqlite3.Connection:
+    c = sqlite3.connect(str(d / "raw.db"), isolation_level=None, check_same_thread=False)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute(f"PRAGMA synchronous={_RAW_SYNC[dur]}")
+    c.execute("CREATE TABLE q (_id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB, timestamp FLOAT)")
+    return c
+
+
+def _raw_put(c: sqlite3.Connection, x: Any) -> None:
+    c.execute("BEGIN IMMEDIATE")
+    c.execute("INSERT INTO q (data, timestamp) VALUES (?, ?)", (pq_pickle_dumps(x), time.time()))
+    c.execute("COMMIT")
+
+
+def _raw_get(c: sqlite3.Connection, _x: Any = None) -> Any:
+    c.execute("BEGIN IMMEDIATE")
+    rows = c.execute(
+        "DELETE FROM q WHERE _id = (SELECT _id FROM q ORDER BY _id ASC LIMIT 1) "
+        "RETURNING _id, data, timestamp"
+    ).fetchall()
+    c.execute("COMMIT")
+    return pickle_loads(rows[0][1])
+
+
+def _raw_interleaved(c: sqlite3.Connection, x: Any) -> Any:
+    _raw_put(c, x)
+    return _raw_get(c)
+
+
+_RAW_OPS: dict[str, Callable[[sqlite3.Connection, Any], Any]] = {
+    "put": _raw_put,
+    "get": _raw_get,
+    "interleaved": _raw_interleaved,
+}
+
+
+def raw_sqlite(dur: str, op: str, hop: bool) -> Run:
+    """``op`` with stdlib sqlite3 on the calling thread, or (``hop``) shipped to a loop thread and back."""
+
+    def run(d: Path, n: int) -> tuple[float, int]:
+        data = make_items(n)
+        c = _raw_conn(d, dur)
+        loop: Any = None
+        thread: threading.Thread | None = None
+        try:
+            if op == "get":
+                c.execute("BEGIN")
+                c.executemany(
+                    "INSERT INTO q (data, timestamp) VALUES (?, ?)",
+                    [(pq_pickle_dumps(x), time.time()) for x in data],
+                )
+                c.execute("COMMIT")
+            fn = _RAW_OPS[op]
+            if hop:
+                import asyncio
+
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, daemon=True)
+                thread.start()
+
+                def call(x: Any) -> None:
+                    lock = threading.Lock()
+                    lock.acquire()
+
+                    def on_loop() -> None:
+                        fn(c, x)
+                        lock.release()
+
+                    loop.call_soon_threadsafe(on_loop)
+                    lock.acquire()
+
+                t0 = time.perf_counter()
+                for x in data:
+                    call(x)
+            else:
+                t0 = time.perf_counter()
+                for x in data:
+                    fn(c, x)
+            return time.perf_counter() - t0, n
+        finally:
+            if loop is not None and thread is not None:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join()
+                loop.close()
+            c.close()
+
+    return run
+
+
+def floor_cases(sid: str, dur: str, op: str) -> list[Case]:
+    """The floor measured beside scenario ``sid``: sqlite3 inline at ``dur``, and inline / hop at full."""
+    cases = [
+        Case(f"floor-{sid}-raw-full", "sqlite3", f"sqlite3 {op} full, inline", raw_sqlite("full", op, False))
+    ]
+    cases.append(
+        Case(
+            f"floor-{sid}-hop-full",
+            "sqlite3",
+            f"sqlite3 {op} full, via a loop thread",
+            raw_sqlite("full", op, True),
+        )
+    )
+    if dur != "full":
+        cases.append(
+            Case(
+                f"floor-{sid}-raw-{dur}", "sqlite3", f"sqlite3 {op} {dur}, inline", raw_sqlite(dur, op, False)
+            )
+        )
+    return cases
+
+
+def overhead(s: Scenario, res: dict[str, Measurement]) -> tuple[float, float] | None:
+    """``(overhead in hand-offs, the hand-off in µs)`` of scenario ``s``, if it has a floor."""
+    if s.floor is None:
+        return None
+    dur, _op = s.floor
+
+    def us(kind: str) -> float | None:
+        m = res.get(f"floor-{s.sid}-{kind}")
+        return m.us if m else None
+
+    ours, raw_full, hop_full, raw = res[s.ours.key].us, us("raw-full"), us("hop-full"), us(f"raw-{dur}")
+    if ours is None or raw_full is None or hop_full is None or raw is None:
+        return None
+    handoff = hop_full - raw_full
+    if handoff <= 0:
+        return None
+    return (ours - raw) / handoff, handoff
+
+
 # --------------------------------------------------------------------------- gets with a long backlog
 
 
@@ -816,6 +965,15 @@ class Scenario:
     note: str = ""
     group: str = ""  # consecutive scenarios with the same group are measured together, interleaved
     scale: float = 1.0  # N * scale items for every case first measured here (see HALF_N)
+    floor: tuple[str, str] | None = None  # (durability, op): report the overhead in hand-offs
+    floors: list[Case] = field(default_factory=list)  # measured with the scenario, interleaved
+
+
+def with_floor(s: Scenario, dur: str, op: str) -> Scenario:
+    """Give ``s`` an overhead column: the sqlite3 floor of ``op`` at ``dur`` is measured beside it."""
+    s.floor = (dur, op)
+    s.floors = floor_cases(s.sid, dur, op)
+    return s
 
 
 @dataclass
@@ -837,25 +995,34 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
         return [Case(key, lib, label, run, scale=scale)]
 
     # --- SQLite FIFO, sync, sequential
-    for dur in ("full", "normal"):
+    for dur in ("full", "normal", "off"):
         ours = persistq_sync(pqs.SQLiteQueue, durability=dur)
-        for op, fn, pfn in (
-            ("put N", seq_put, seq_put),
-            ("get N (+task_done)", seq_get, seq_get),
-            ("put+get interleaved", seq_interleaved, seq_interleaved),
+        for op, fn, floor_op in (
+            ("put N", seq_put, "put"),
+            ("get N (+task_done)", seq_get, "get"),
+            ("put+get interleaved", seq_interleaved, "interleaved"),
         ):
             if dur == "full":
-                peers = peer(f"pq-sqlite-{op}", "persist-queue SQLiteQueue", pfn(pq_sqlite("SQLiteQueue")))
+                peers = peer(f"pq-sqlite-{op}", "persist-queue SQLiteQueue", fn(pq_sqlite("SQLiteQueue")))
+            elif dur == "normal":
+                peers = peer(f"dc-deque-{op}", "diskcache Deque", fn(dc_deque()), DC)
             else:
-                peers = peer(f"dc-deque-{op}", "diskcache Deque", pfn(dc_deque()), DC)
+                peers = []  # no peer offers a queue without fsync (persist-queue's SQLite queues fsync)
             sc.append(
-                Scenario(
-                    f"sync-sqlite-{dur}-{op}",
-                    f"sync SQLiteQueue {dur}: {op}",
-                    Case(
-                        f"ours-sync-sqlite-{dur}-{op}", PERSISTQ, f"persistq.sync.SQLiteQueue {dur}", fn(ours)
+                with_floor(
+                    Scenario(
+                        f"sync-sqlite-{dur}-{op}",
+                        f"sync SQLiteQueue {dur}: {op}",
+                        Case(
+                            f"ours-sync-sqlite-{dur}-{op}",
+                            PERSISTQ,
+                            f"persistq.sync.SQLiteQueue {dur}",
+                            fn(ours),
+                        ),
+                        peers,
                     ),
-                    peers,
+                    dur,
+                    floor_op,
                 )
             )
     sc.append(
@@ -976,23 +1143,48 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
         for op in ("put", "get", "interleaved"):
             opname = {"put": "put N", "get": "get N (+task_done)", "interleaved": "put+get interleaved"}[op]
             sc.append(
-                Scenario(
-                    f"async-{backend}-sqlite-{op}",
-                    f"async SQLiteQueue full ({backend}): {opname}",
-                    Case(
-                        f"ours-async-{backend}-sqlite-{op}",
-                        PERSISTQ,
-                        f"persistq.SQLiteQueue on {backend}",
-                        aseq(ours_sql, backend, op),
+                with_floor(
+                    Scenario(
+                        f"async-{backend}-sqlite-{op}",
+                        f"async SQLiteQueue full ({backend}): {opname}",
+                        Case(
+                            f"ours-async-{backend}-sqlite-{op}",
+                            PERSISTQ,
+                            f"persistq.SQLiteQueue on {backend}",
+                            aseq(ours_sql, backend, op),
+                        ),
+                        peer(
+                            f"pq-async-sqlite-{op}",
+                            "persist-queue AsyncSQLiteQueue (asyncio)",
+                            aseq(pq_async("AsyncSQLiteQueue"), "asyncio", op),
+                            scale=SLOW_PEER,
+                        ),
                     ),
-                    peer(
-                        f"pq-async-sqlite-{op}",
-                        "persist-queue AsyncSQLiteQueue (asyncio)",
-                        aseq(pq_async("AsyncSQLiteQueue"), "asyncio", op),
-                        scale=SLOW_PEER,
-                    ),
+                    "full",
+                    op,
                 )
             )
+        # Below full a commit costs less than a hop: these run on the caller's loop (no peer has the mode).
+        for dur in ("normal", "off"):
+            ours_fast = persistq_async(persistq.SQLiteQueue, durability=dur)
+            for op in ("put", "get"):
+                opname = {"put": "put N", "get": "get N (+task_done)"}[op]
+                sc.append(
+                    with_floor(
+                        Scenario(
+                            f"async-{backend}-sqlite-{dur}-{op}",
+                            f"async SQLiteQueue {dur} ({backend}): {opname}",
+                            Case(
+                                f"ours-async-{backend}-sqlite-{dur}-{op}",
+                                PERSISTQ,
+                                f"persistq.SQLiteQueue {dur} on {backend}",
+                                aseq(ours_fast, backend, op),
+                            ),
+                        ),
+                        dur,
+                        op,
+                    )
+                )
         for dur in ("full", "off") if backend == "asyncio" else ("off",):
             ours_file = persistq_async(persistq.Queue, durability=dur)
             for op in ("put", "get"):
@@ -1213,7 +1405,7 @@ class Runner:
         """Measure the cases of ``group`` (usually one scenario), their repeats interleaved."""
         cases: list[tuple[Scenario, Case]] = []
         for s in group:
-            for c in [s.ours, *s.peers]:
+            for c in [s.ours, *s.peers, *s.floors]:
                 if c.key not in self.results and all(c.key != k.key for _, k in cases):
                     cases.append((s, c))
         samples: dict[str, list[float]] = {c.key: [] for _, c in cases}
@@ -1283,6 +1475,7 @@ def table_rows(scenarios: list[Scenario], res: dict[str, Measurement]) -> list[l
     rows = []
     for s in scenarios:
         ours = res[s.ours.key]
+        ov = overhead(s, res)
         first = True
         for p in s.peers or [None]:
             pm = res.get(p.key) if p else None
@@ -1291,6 +1484,7 @@ def table_rows(scenarios: list[Scenario], res: dict[str, Measurement]) -> list[l
                 [
                     s.title if first else "",
                     fmt_us(ours) if first else "",
+                    (f"{ov[0]:.2f} ({ov[1]:.0f} µs)" if ov else "—") if first else "",
                     p.label if p else "—",
                     fmt_us(pm) if p else "—",
                     f"{r:.2f}x" if r is not None else "—",
@@ -1300,12 +1494,31 @@ def table_rows(scenarios: list[Scenario], res: dict[str, Measurement]) -> list[l
     return rows
 
 
-HEADER = ["scenario", "persistq µs/item", "peer", "peer µs/item", "speedup (peer/persistq)"]
+HEADER = [
+    "scenario",
+    "persistq µs/item",
+    "overhead, hand-offs (hand-off)",
+    "peer",
+    "peer µs/item",
+    "speedup (peer/persistq)",
+]
+
+
+def floor_rows(scenarios: list[Scenario], res: dict[str, Measurement]) -> list[str]:
+    """One line per floor measured: sqlite3 inline and via a loop thread, and the hand-off between."""
+    lines = []
+    for s in scenarios:
+        ov = overhead(s, res)
+        if ov is None or s.floor is None:
+            continue
+        parts = [f"{c.label}: {fmt_us(res.get(c.key))} µs" for c in s.floors]
+        lines.append(f"- {s.title}: " + "; ".join(parts) + f" → hand-off {ov[1]:.0f} µs")
+    return lines
 
 
 def render_console(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    right = {1, 3, 4}
+    right = {1, 2, 4, 5}
 
     def line(r: list[str]) -> str:
         return "  ".join(
@@ -1329,7 +1542,7 @@ def render_rst(rows: list[list[str]]) -> str:
 
 
 def render_md(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(HEADER) + " |", "|---|---:|---|---:|---:|"]
+    out = ["| " + " | ".join(HEADER) + " |", "|---|---:|---:|---|---:|---:|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -1432,6 +1645,33 @@ def evaluate_targets(
                 rate >= 100_000,
                 "met" if rate >= 100_000 else f"not met: {100_000 / rate:.2f}x short",
             )
+    # 4b. overhead in hand-offs (DESIGN §4): sync <= 1.25; async full <= 1.25, normal/off <= 0.35
+    for sc_ in scenarios:
+        ov = overhead(sc_, res)
+        if ov is None or sc_.floor is None:
+            continue
+        dur, op = sc_.floor
+        if op == "interleaved":
+            continue  # two operations per item: shown in the table, not a target of its own
+        bound = 0.35 if sc_.sid.startswith("async-") and dur != "full" else 1.25
+        add(
+            f"overhead <= {bound} hand-offs ({'async' if sc_.sid.startswith('async-') else 'sync'}, {dur})",
+            f"{sc_.title}: {ov[0]:.2f} hand-offs of {ov[1]:.0f} µs",
+            ov[0],
+            ov[0] <= bound,
+            "met" if ov[0] <= bound else f"not met: {ov[0] - bound:.2f} hand-offs over",
+        )
+    # 4c. 8 threads sharing one sync queue, durable puts: >= 4x persist-queue with 8 threads
+    o, p = versus("threads-full-8-0")
+    if o and p:
+        r = p / o
+        add(
+            "8 threads putting durably >= 4x persist-queue SQLiteQueue with 8 threads",
+            f"{r:.2f}x",
+            r,
+            r >= 4,
+            "met" if r >= 4 else f"not met: {4 / r:.2f}x short",
+        )
     # 5. normal, 8 threads putting >= 2x diskcache Deque with 8 threads
     o, p = versus("threads-normal-8-0")
     if o and p:
@@ -1495,6 +1735,56 @@ def render_targets(targets: list[dict[str, Any]]) -> str:
         if lines
         else "- (no target could be evaluated: peers missing or scenarios filtered out)"
     )
+
+
+_COUNT_RESOURCES = """
+import os, sys, threading, persistq.sync
+def counts():
+    return threading.active_count(), len(os.listdir("/proc/self/fd")) - 1
+kind = sys.argv[1]
+if kind == "dirs":
+    qs = [persistq.sync.SQLiteQueue(f"q{i}") for i in range(1000)]
+else:
+    qs = [persistq.sync.SQLiteQueue("q", name=f"n{i}") for i in range(200)]
+for i, q in enumerate(qs):
+    q.put(i)
+print(*counts())
+"""
+
+
+def measure_resources() -> dict[str, Any]:
+    """OS threads and open descriptors of a fresh process holding many open queues (DESIGN §4)."""
+    out: dict[str, Any] = {}
+    if not Path("/proc/self/fd").exists():
+        return out
+    for kind, what in (("dirs", "1,000 queues in 1,000 directories"), ("names", "200 names in one file")):
+        with tempfile.TemporaryDirectory() as d:
+            proc = subprocess.run(
+                [sys.executable, "-c", _COUNT_RESOURCES, kind],
+                cwd=d,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        if proc.returncode == 0:
+            threads, fds = map(int, proc.stdout.split())
+            out[what] = {"threads": threads, "descriptors": fds}
+        else:
+            out[what] = {"error": proc.stderr.strip().splitlines()[-1:]}
+    return out
+
+
+def render_resources(resources: dict[str, Any]) -> str:
+    """The resources section: threads and descriptors per case."""
+    if not resources:
+        return "Threads and descriptors: not measured (filtered run, or no /proc)."
+    lines = ["Threads and descriptors of a fresh process with open sync queues, each used once:"]
+    for what, r in resources.items():
+        if "error" in r:
+            lines.append(f"- {what}: failed ({r['error']})")
+        else:
+            lines.append(f"- {what}: {r['threads']} OS threads, {r['descriptors']} open descriptors")
+    return "\n".join(lines)
 
 
 def sh(cmd: list[str]) -> str:
@@ -1605,6 +1895,8 @@ def write_results_md(
     scenarios: list[Scenario],
     args: argparse.Namespace,
     failures: list[str],
+    res: dict[str, Measurement],
+    resources: dict[str, Any],
 ) -> None:
     pk = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     notes = [f"- {s.title}: {s.note}" for s in scenarios if s.note]
@@ -1629,8 +1921,17 @@ Generated by `benchmarks/run_benchmark.py`; see its docstring for how to read th
   (other jobs share this machine: absolute times are noisy, ratios less so)
 
 speedup = peer µs / persistq µs: above 1 persistq is faster, below 1 slower.
+overhead = (persistq µs - the same storage work done inline with stdlib sqlite3, µs) / hand-off µs, where
+the hand-off is what shipping the durable operation to an asyncio loop on another thread and back adds to
+running it inline (DESIGN §4), measured beside each row.
 
 {render_md(rows)}
+
+The floor, per row (µs per item):
+
+{chr(10).join(floor_rows(scenarios, res)) or "- (no floor measured)"}
+
+{render_resources(resources)}
 
 Notes:
 {chr(10).join(notes) if notes else "- none"}
@@ -1695,6 +1996,7 @@ def main(argv: list[str] | None = None) -> int:
     res = runner.results
     rows = table_rows(scenarios, res)
     targets = evaluate_targets(scenarios, res, args)
+    resources = {} if args.only else measure_resources()
     machine = machine_info()
 
     if args.format == "json":
@@ -1716,12 +2018,17 @@ def main(argv: list[str] | None = None) -> int:
                 for s in scenarios
             ],
             "targets": targets,
+            "resources": resources,
             "failed_runs": runner.failures,
         }
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         print(render_console(rows) if args.format == "console" else render_rst(rows))
-        print("\nspeedup = peer µs / persistq µs (> 1: persistq faster)\n\nDESIGN §4 targets:")
+        print("\nspeedup = peer µs / persistq µs (> 1: persistq faster)")
+        print("overhead = (persistq µs - sqlite3 µs, same work inline) / hand-off µs; the floor:")
+        print("\n".join(floor_rows(scenarios, res)) or "- (no floor measured)")
+        print(render_resources(resources))
+        print("\nDESIGN §4 targets:")
         print(render_targets(targets))
         if runner.failures:
             print("\nFailed runs (retried):\n" + "\n".join("- " + f for f in runner.failures))
@@ -1738,6 +2045,8 @@ def main(argv: list[str] | None = None) -> int:
         scenarios,
         args,
         runner.failures,
+        res,
+        resources,
     )
     try:
         write_chart(args.out_dir / "results.png", scenarios, res)

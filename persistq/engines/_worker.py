@@ -59,6 +59,8 @@ __all__ = (
     "run_job",
     "run_job_asyncio",
     "stop_worker",
+    "try_now",
+    "NOT_NOW",
 )
 
 _local = threading.local()
@@ -258,8 +260,12 @@ class Worker:
         execute: Callable[[list[Job[Any]]], None],
         on_exit: Callable[[], None] | None = None,
         inline: Callable[[list[Job[Any]]], bool] | None = None,
+        group_wait: Callable[[list[Job[Any]]], float] | None = None,
     ) -> None:
         self.name = name
+        self._group_wait = group_wait
+        self._last_batch = 0
+        self._want_more = False
         self._execute = execute
         self._inline = inline
         self._on_exit = on_exit
@@ -271,6 +277,7 @@ class Worker:
         self._inline_pending: dict[asyncio.AbstractEventLoop, list[Job[Any]]] = {}
         self._last_concurrent = -_CONCURRENCY_WINDOW
         self._mutex = threading.Lock()
+        self._more = threading.Condition(self._mutex)
         # True while the worker waits for, or runs on, a pool thread.
         self._scheduled = False
         self._stopping = False
@@ -292,6 +299,8 @@ class Worker:
             if self._stopping:
                 raise QueueClosed("the queue is closed")
             self._jobs.append(job)
+            if self._want_more:
+                self._more.notify()
             if self._scheduled:
                 return
             self._scheduled = True
@@ -301,6 +310,8 @@ class Worker:
         # Jobs already accepted (inline ones the loop could not run): queued even while stopping.
         with self._mutex:
             self._jobs.extend(batch)
+            if self._want_more:
+                self._more.notify()
             if self._scheduled:
                 return
             self._scheduled = True
@@ -353,9 +364,64 @@ class Worker:
                     waiters, self._stop_waiters = self._stop_waiters, []
                 self._deliver(waiters)
                 continue
+            if self._group_wait is not None and self._last_batch > 1:
+                batch = self._gather_more(batch)
+            self._last_batch = len(batch)
             with self._exec_lock:
                 self._execute(batch)
             self._deliver(batch)
+
+    def _gather_more(self, batch: list[Job[Any]]) -> list[Job[Any]]:
+        """Group commit under load: let callers still on their way join this batch.
+
+        Only after a batch of several jobs (callers are concurrent), and only
+        for as long as the engine says the batch may wait (``group_wait``:
+        a fraction of what its commit costs, e.g. nothing below ``full``).
+        Jobs keep joining while they arrive less than a quarter of that apart.
+        Callers whose last job committed are returning with their next one;
+        without the wait, those arriving during this commit's first
+        microseconds would each pay for another fsync.
+        """
+        assert self._group_wait is not None
+        cap = self._group_wait(batch)
+        if cap <= 0:
+            return batch
+        gap = cap / 4
+        deadline = time.monotonic() + cap
+        with self._mutex:
+            self._want_more = True
+            try:
+                while not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    before = len(self._jobs)
+                    self._more.wait(min(gap, remaining))
+                    if len(self._jobs) == before:
+                        break  # nobody came within the gap
+            finally:
+                self._want_more = False
+            batch.extend(self._jobs)
+            self._jobs = []
+        return batch
+
+    def run_now(self, job: Job[Any], loop: asyncio.AbstractEventLoop) -> bool:
+        """Run ``job`` on ``loop``'s thread right now if nothing could join its batch; return whether it ran.
+
+        The fast path of a lone caller: no other job of this loop is being
+        gathered, nothing else is ready to run on the loop, no burst of
+        concurrent callers is under way, and the connection is free. Then
+        the job runs here and the caller gets its result without awaiting
+        anything (no future, no loop iteration).
+        """
+        if (
+            self._stopping
+            or loop in self._inline_pending
+            or _loop_has_ready_callbacks(loop)
+            or time.monotonic() - self._last_concurrent < _CONCURRENCY_WINDOW
+        ):
+            return False
+        return self.try_inline([job])
 
     def submit_inline(self, job: Job[Any], loop: asyncio.AbstractEventLoop) -> None:
         """Queue a job to run on ``loop``'s thread at the end of its current iteration."""
@@ -504,21 +570,55 @@ async def run_job(
     except RuntimeError:
         loop = None
     if loop is not None:
-        if submit is not None:
-            pass
-        elif worker._inline is not None and _inline_allowed():
-            submit = functools.partial(worker.submit_inline, loop=loop)
-        elif worker._inline is not None and _cheap(job):
-            # Running it here completes without suspending: yield first, so a
-            # caller in a loop of puts still lets the other tasks run.
-            await asyncio.sleep(0)
-            submit = functools.partial(worker.submit_inline, loop=loop)
-        else:
+        if submit is None and worker._inline is not None:
+            portal = _inline_allowed()
+            if portal or _cheap(job):
+                if not portal:
+                    # Running it here completes without suspending: yield first,
+                    # so a caller in a loop of puts still lets the other tasks run.
+                    await asyncio.sleep(0)
+                if worker.run_now(job, loop):
+                    return job.value()
+                submit = functools.partial(worker.submit_inline, loop=loop)
+        if submit is None:
             submit = worker.submit
         # The undo goes to the pool: it must run even while the loop is
         # being torn down.
         return await run_job_asyncio(job, loop, submit, undo, worker.submit)
     return await _run_job_trio(worker, job, undo, submit or worker.submit)
+
+
+class _NotNow:
+    """The answer of a fast path that cannot finish without waiting (see :func:`try_now`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_NOW"
+
+
+NOT_NOW: Any = _NotNow()
+"""Returned by :func:`try_now` (and the fast paths built on it) when the call must take the async path."""
+
+
+def try_now(worker: Worker | None, job: Job[T]) -> T:
+    """Run ``job`` on the calling event-loop thread now, or return :data:`NOT_NOW`.
+
+    For synchronous fast paths called from a callback on a running asyncio
+    loop (the portal's): the job runs here when inline batches are allowed
+    for it (the portal loop; :func:`_cheap` jobs on a caller's own loop are
+    left to :func:`run_job`, which yields first), nothing could join its
+    batch and the connection is free. The job's error, if any, is raised.
+    """
+    if worker is None or worker._inline is None or not _inline_allowed():
+        return NOT_NOW  # type: ignore[no-any-return]
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return NOT_NOW  # type: ignore[no-any-return]
+    if worker.run_now(job, loop):
+        return job.value()
+    return NOT_NOW  # type: ignore[no-any-return]
 
 
 def _cheap(job: Job[Any]) -> bool:

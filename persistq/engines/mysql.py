@@ -68,7 +68,7 @@ from ..errors import (
     StorageError,
 )
 from ._threads import green_library
-from ._worker import Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
+from ._worker import NOT_NOW, Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
 __all__ = (
@@ -1021,6 +1021,14 @@ class MySQLEngine(MySQLDatabase):
 
     def _undo_put(self, ids: list[int | None] | None) -> Job[None]:
         return Job(self._sql_delete_ids, ids or [])
+
+    def put_now(self, items: Sequence[Any], maxsize: int = 0, alts: Any = None) -> Any:
+        """Always ``NOT_NOW``: a server round trip never runs inline on an event loop."""
+        return NOT_NOW
+
+    def claim_now(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> Any:
+        """Always ``NOT_NOW`` (see :meth:`put_now`)."""
+        return NOT_NOW
 
     async def put(self, items: Sequence[NewRow], maxsize: int = 0) -> list[int | None] | None:
         """Insert items atomically; return their ids, or ``None`` if ``maxsize`` would be passed.

@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import InvalidName, ItemNotFound
-from ._worker import Job
+from ._worker import NOT_NOW, Job
 from .mysql import (
     _MAX_IDENT,
     DEFAULT_POOL_SIZE,
@@ -263,6 +263,14 @@ class MySQLAckEngine(MySQLDatabase):
 
     def _sql_delete(self, cur: Any, ids: Sequence[int | None]) -> None:
         _delete_ids(cur, self._t, [i for i in ids if i is not None])
+
+    def put_now(self, items: Sequence[Any], maxsize: int = 0, alts: Any = None) -> Any:
+        """Always ``NOT_NOW``: a server round trip never runs inline on an event loop."""
+        return NOT_NOW
+
+    def claim_now(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> Any:
+        """Always ``NOT_NOW`` (see :meth:`put_now`)."""
+        return NOT_NOW
 
     async def put(
         self,

@@ -190,6 +190,15 @@ class SQLiteAckEngine(SQLiteDatabase):
             self._sql_put, items, maxsize, alts, undo=lambda ids: Job(self._sql_delete, ids or [])
         )
 
+    def put_now(
+        self,
+        items: Sequence[tuple[bytes, float, int | None]],
+        maxsize: int = 0,
+        alts: Sequence[bytes | None] | None = None,
+    ) -> list[int | None] | None:
+        """:meth:`put` done now on the calling loop thread, or ``NOT_NOW`` (synchronous fast path)."""
+        return self._now(self._sql_put, items, maxsize, alts)
+
     # ----------------------------------------------------------------- claim
 
     def _sweep(self, conn: sqlite3.Connection, now: float, max_attempts: int) -> None:

@@ -12,7 +12,7 @@ import bisect
 import contextlib
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +20,7 @@ import anyio
 import anyio.lowlevel
 
 from ..engines._threads import Lock
+from ..engines._worker import NOT_NOW as NOT_NOW
 from ..errors import QueueClosed
 
 __all__ = ("Held", "HeldItems", "QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
@@ -157,6 +158,15 @@ class Waiters:
         finally:
             with contextlib.suppress(ValueError):
                 self._events.remove(event)
+
+
+class Continue:
+    """A fast path's answer: the call continues as this coroutine on the loop (see ``NOT_NOW``)."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
 
 
 class TaskCounter:

@@ -28,7 +28,7 @@ from .._owner import new_owner, owner_alive
 from ..engines.sqlite import Durability
 from ..engines.sqlite_ack import ACK_FAILED, ACKED, AckRow, AckTableSpec, Claim, SQLiteAckEngine
 from ..errors import Empty, ItemNotFound, SerializationError
-from ._base import DEFAULT_POLL_INTERVAL, make_deadline
+from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, make_deadline
 from .fifo import SQLiteQueue, _item_id
 from .priority import _check_priority
 from .unique import encode_canonical, unique_storage_forms
@@ -609,6 +609,14 @@ class PriorityAckQueue(SQLiteAckQueue):
         p = _check_priority(priority)
         ids = await self._put_data([self._encode(item)], block, timeout, p)
         return ids[0]  # type: ignore[return-value]
+
+    def _put_now(  # type: ignore[override]
+        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> Any:
+        """:meth:`put` without waiting, or ``NOT_NOW`` (for persistq.sync)."""
+        p = _check_priority(priority)
+        ids = self._put_data_now([self._encode(item)], timeout, p)
+        return ids if ids is NOT_NOW else ids[0]
 
     async def put_nowait(self, item: Any, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""

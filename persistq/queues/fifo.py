@@ -31,6 +31,8 @@ from ..engines.sqlite import (
 from ..errors import Empty, Full, QueueClosed, SerializationError
 from ._base import (
     DEFAULT_POLL_INTERVAL,
+    NOT_NOW,
+    Continue,
     HeldItems,
     Key,
     QueueStatistics,
@@ -39,6 +41,7 @@ from ._base import (
     caller_key,
     check_maxsize,
     check_poll_interval,
+    check_timeout,
     make_deadline,
     storage_cancel_point,
 )
@@ -387,6 +390,78 @@ class SQLiteQueue:
         self._getters.wake(sum(i is not None for i in ids))
         return ids
 
+    # ------------------------------------------------- synchronous fast paths
+    # For persistq.sync's portal loop: a call that can finish without waiting
+    # runs right in the loop callback that received it, with no task and no
+    # coroutine; one that cannot answers NOT_NOW (before changing anything)
+    # and the portal runs the async method instead. Same checks, same effects.
+
+    def _put_data_now(
+        self,
+        datas: Sequence[bytes],
+        timeout: float | None,
+        priority: int | None = None,
+        items: Sequence[Any] | None = None,
+    ) -> list[int | None]:
+        check_timeout(timeout)
+        if self._state != "open":
+            return NOT_NOW  # type: ignore[no-any-return]
+        stamp = now()
+        datas, alts = self._storage_forms(datas, items)
+        rows = [(d, stamp, priority) for d in datas]
+        engine = self._engine
+        ids = engine.put_now(rows, self.maxsize, alts) if alts else engine.put_now(rows, self.maxsize)
+        if ids is NOT_NOW or ids is None:  # None: full; the async path waits for room
+            return NOT_NOW  # type: ignore[no-any-return]
+        self._getters.wake(sum(i is not None for i in ids))
+        return ids
+
+    def _put_now(self, item: Any, block: bool = True, timeout: float | None = None) -> Any:
+        """:meth:`put` without waiting, or ``NOT_NOW``."""
+        ids = self._put_data_now([self._encode(item)], timeout, None, [item])
+        return ids if ids is NOT_NOW else ids[0]
+
+    def _get_now(self, block: bool, timeout: float | None, item: Any, raw: bool, key: Key | None) -> Any:
+        """``_get`` without waiting: the item, ``NOT_NOW``, or a :class:`Continue`."""
+        check_timeout(timeout)
+        item_id = _item_id(item)
+        if self._state != "open":
+            return NOT_NOW
+        self._tasks.got(1)
+        try:
+            rows = self._engine.claim_now(1, item_id, self._owner)
+        except BaseException:
+            self._untake(1)
+            raise
+        if rows is NOT_NOW or not rows:
+            self._untake(1)
+            if rows is not NOT_NOW:
+                if item_id is not None:
+                    raise Empty(f"item {item_id} is not waiting in the queue")
+                if not block:
+                    raise Empty
+            return NOT_NOW  # the async path waits for an item
+        if self._owner is not None:
+            self._held.add(key if key is not None else caller_key(), [row[0] for row in rows])
+        self._putters.wake(len(rows))
+        try:
+            items = [self._decode(row) for row in rows]
+        except SerializationError as exc:
+            return Continue(self._give_back(rows, exc))
+        if raw:
+            row = rows[0]
+            return {"pqid": row[0], "data": items[0], "timestamp": row[2]}
+        return items[0]
+
+    async def _give_back(self, rows: list[Row], error: BaseException) -> Any:
+        """Put claimed rows that cannot be decoded back in their places, then raise ``error``."""
+        for row in rows:
+            self._held.discard(row[0])
+        self._untake(len(rows))
+        with anyio.CancelScope(shield=True):
+            await self._engine.restore(rows, from_pending=self._owner is not None)
+        raise error
+
     # ------------------------------------------------------------------ get
 
     async def get(
@@ -488,14 +563,9 @@ class SQLiteQueue:
     async def _deliver(self, rows: list[Row], raw: bool) -> list[Any]:
         try:
             items = [self._decode(row) for row in rows]
-        except SerializationError:
+        except SerializationError as exc:
             # Never lose an item we cannot decode: it goes back to its place.
-            for row in rows:
-                self._held.discard(row[0])
-            self._untake(len(rows))
-            with anyio.CancelScope(shield=True):
-                await self._engine.restore(rows, from_pending=self._owner is not None)
-            raise
+            await self._give_back(rows, exc)
         if raw:
             return [
                 {"pqid": r[0], "data": item, "timestamp": r[2]} for r, item in zip(rows, items, strict=False)

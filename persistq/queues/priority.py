@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
+from ._base import NOT_NOW
 from .fifo import SQLiteQueue
 
 __all__ = ("PriorityQueue",)
@@ -47,6 +48,14 @@ class PriorityQueue(SQLiteQueue):
         p = _check_priority(priority)
         ids = await self._put_data([self._encode(item)], block, timeout, p)
         return ids[0]  # type: ignore[return-value]
+
+    def _put_now(  # type: ignore[override]
+        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+    ) -> Any:
+        """:meth:`put` without waiting, or ``NOT_NOW`` (for persistq.sync)."""
+        p = _check_priority(priority)
+        ids = self._put_data_now([self._encode(item)], timeout, p)
+        return ids if ids is NOT_NOW else ids[0]
 
     async def put_nowait(self, item: Any, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""

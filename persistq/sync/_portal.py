@@ -39,6 +39,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from ..engines import _threads
 from ..engines._worker import allow_inline
 from ..errors import PortalError
+from ..queues._base import NOT_NOW, Continue
 
 T = TypeVar("T")
 _CoroFn = Callable[..., Coroutine[Any, Any, Any]]
@@ -64,11 +65,12 @@ answering must not keep a finished program alive)."""
 class _Call:
     """One blocking call's rendezvous between a caller thread and the loop."""
 
-    __slots__ = ("args", "error", "fn", "lock", "result", "task")
+    __slots__ = ("args", "error", "fast", "fn", "lock", "result", "task")
 
-    def __init__(self, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+    def __init__(self, fn: _CoroFn, args: tuple[Any, ...], fast: Callable[..., Any] | None = None) -> None:
         self.fn = fn
         self.args = args
+        self.fast = fast
         self.lock: Any = threading.Lock()
         self.lock.acquire()
         self.result: Any = None
@@ -76,11 +78,11 @@ class _Call:
         self.task: asyncio.Task[Any] | None = None
 
 
-async def _run_call(call: _Call) -> None:
+async def _run_call(call: _Call, coro: Coroutine[Any, Any, Any] | None = None) -> None:
     # The caller is released here, in the step that finishes the coroutine,
     # not by a done-callback one loop iteration later.
     try:
-        call.result = await call.fn(*call.args)
+        call.result = await (coro if coro is not None else call.fn(*call.args))
     except asyncio.CancelledError:
         call.error = PortalError("the call was cancelled (the portal is stopping)")
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
@@ -180,10 +182,35 @@ class Portal:
 
     def _start(self, call: _Call, eager: bool) -> None:
         # Runs in the portal's own context (see _submit): the task copies it.
-        coro = _run_call(call)
+        then: Coroutine[Any, Any, Any] | None = None
+        if eager and call.fast is not None:
+            # The synchronous fast path: most puts and gets finish right here.
+            try:
+                result = call.fast(*call.args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                call.error = exc
+                call.lock.release()
+                return
+            if isinstance(result, Continue):
+                then = result.coro
+            elif result is not NOT_NOW:
+                call.result = result
+                call.lock.release()
+                return
+        coro = _run_call(call, then)
         call.task = _start_eagerly(self.loop, coro) if eager else self.loop.create_task(coro)
 
-    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    def call_fast(self, fast: Callable[..., Any], fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """:meth:`call`, trying ``fast(*args)`` on the loop first.
+
+        ``fast`` is a synchronous version of ``fn`` that finishes the call
+        when it needs no waiting, or returns ``NOT_NOW`` having changed
+        nothing (then ``fn`` runs), or a :class:`Continue` (then its coroutine
+        finishes the call). A lone call then costs no task and no coroutine.
+        """
+        return self.call(fn, *args, fast=fast)
+
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, fast: Any = None) -> T:
         """Run ``fn(*args)`` on the loop and block until it returns.
 
         If the caller is interrupted (``KeyboardInterrupt``) the coroutine is
@@ -194,7 +221,7 @@ class Portal:
             PortalError: called from the portal thread itself.
         """
         self._check_caller()
-        call = _Call(fn, args)
+        call = _Call(fn, args, fast)
         self._submit(call)
         try:
             call.lock.acquire()
@@ -266,9 +293,10 @@ class _GreenCall(_Call):
 
     __slots__ = ()
 
-    def __init__(self, waiter: Any, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+    def __init__(self, waiter: Any, fn: _CoroFn, args: tuple[Any, ...], fast: Any = None) -> None:
         self.fn = fn
         self.args = args
+        self.fast = fast
         self.lock = waiter
         self.result: Any = None
         self.error: BaseException | None = None
@@ -288,7 +316,7 @@ class _GreenPortal(Portal):
     def _new_loop() -> asyncio.AbstractEventLoop:
         return _green.new_event_loop()
 
-    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, fast: Any = None) -> T:
         """Run ``fn(*args)`` on the loop; wait cooperatively until it returns.
 
         A caller killed or interrupted while waiting (``GreenletExit``, a
@@ -297,7 +325,7 @@ class _GreenPortal(Portal):
         """
         self._check_caller()
         waiter = _green.take()
-        call = _GreenCall(waiter, fn, args)
+        call = _GreenCall(waiter, fn, args, fast)
         self._submit(call)
         try:
             waiter.wait()

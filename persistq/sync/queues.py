@@ -68,6 +68,17 @@ class _SyncTwin:
         assert self._portal is not None
         return self._portal.call(getattr(self._q, method), *args)
 
+    def _call_fast(self, fast: str, method: str, *args: Any) -> Any:
+        # As _call, trying the async queue's synchronous fast path first (Portal.call_fast).
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+        if self._closed:
+            _portal.park_if_exiting()
+            raise QueueClosed("the queue is closed")
+        assert self._portal is not None
+        q = self._q
+        return self._portal.call(getattr(q, method), *args, fast=getattr(q, fast))
+
     def _reopen_after_fork(self) -> None:
         # A queue inherited through fork(): the parent's portal and storage
         # threads do not exist here. Open the storage afresh in this process;
@@ -194,7 +205,7 @@ class SQLiteQueue(_SyncTwin):
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` at the tail; return its id (durable on return with ``durability="full"``)."""
-        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
+        return self._call_fast("_put_now", "put", item, block, timeout)  # type: ignore[no-any-return]
 
     def put_nowait(self, item: Any) -> int:
         """``put(item, block=False)``."""
@@ -212,7 +223,7 @@ class SQLiteQueue(_SyncTwin):
         raw: bool = False,
     ) -> Any:
         """Remove and return the next item (or the item ``id``); see the async ``get``."""
-        return self._call("_get", block, timeout, id, raw, _thread_key())
+        return self._call_fast("_get_now", "_get", block, timeout, id, raw, _thread_key())
 
     def get_nowait(
         self,
@@ -220,7 +231,7 @@ class SQLiteQueue(_SyncTwin):
         raw: bool = False,
     ) -> Any:
         """``get(block=False)``."""
-        return self._call("_get", False, None, id, raw, _thread_key())
+        return self._call_fast("_get_now", "_get", False, None, id, raw, _thread_key())
 
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
@@ -301,7 +312,7 @@ class _UniquePuts(_SyncTwin):
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:
         """Put ``item`` unless an equal item is waiting; return its id or ``None``."""
-        return self._call("put", item, block, timeout)  # type: ignore[no-any-return]
+        return self._call_fast("_put_now", "put", item, block, timeout)  # type: ignore[no-any-return]
 
     def put_nowait(self, item: Any) -> int | None:
         """``put(item, block=False)``."""
@@ -319,7 +330,7 @@ class _PriorityPuts(_SyncTwin):
 
     def put(self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` with ``priority`` (lower comes out first); return its id."""
-        return self._call("put", item, priority, block, timeout)  # type: ignore[no-any-return]
+        return self._call_fast("_put_now", "put", item, priority, block, timeout)  # type: ignore[no-any-return]
 
     def put_nowait(self, item: Any, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
