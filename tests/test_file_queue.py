@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import drain
+from conftest import drain, take_in_own_tasks
 
 from persistq import serializers
 from persistq.engines.file import HEADER_SIZE
@@ -286,25 +286,7 @@ async def test_items_done_out_of_order_never_come_back(
     done = {1, 3, 4, 6, 7, 8}
     async with Queue(qpath, chunksize=chunksize) as q:
         await q.put_many(range(10))
-
-        turns = [anyio.Event() for _ in range(11)]
-        turns[0].set()
-        finish = anyio.Event()
-
-        async def take(i: int) -> None:
-            # Alive until every item is got: a task's key is unique only while it runs.
-            await turns[i].wait()
-            assert await q.get() == i
-            turns[i + 1].set()
-            if i in done:
-                await q.task_done()
-            await finish.wait()
-
-        async with anyio.create_task_group() as tg:
-            for i in range(10):  # each item got (and maybe done) by a task of its own
-                tg.start_soon(take, i)
-            await turns[10].wait()
-            finish.set()
+        assert await take_in_own_tasks(q, 10, done) == list(range(10))
         assert q.statistics().pending == 4
     # Segments holding only done items are gone, though older items are still not done.
     assert len(segments(qpath)) == segments_left
