@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -97,3 +98,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def scratch_database(env: dict[str, str], database: str) -> Iterator[dict[str, str]]:
+    """A fresh database ``database`` (``persistq_…``: the test user may create those); dropped afterwards.
+
+    Yields ``env`` with ``database`` in it.
+    """
+    sql(env, f"DROP DATABASE IF EXISTS `{database}`")
+    sql(env, f"CREATE DATABASE `{database}`")
+    try:
+        yield {**env, "database": database}
+    finally:
+        sql(env, f"DROP DATABASE IF EXISTS `{database}`")

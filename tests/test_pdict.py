@@ -283,8 +283,8 @@ async def test_memory_pdict() -> None:
 
 
 async def _stall_worker(d: PDict, seconds: float) -> None:
-    """Keep the PDict's storage thread busy for ``seconds``."""
-    await d._store._run(lambda conn: time.sleep(seconds), kind="read")
+    """Keep the PDict's storage thread busy for ``seconds`` (a bare job: it never runs inline on the loop)."""
+    await d._store._run(lambda: time.sleep(seconds), kind="bare")
 
 
 @pytest.mark.parametrize("op", ["pop", "popitem", "set", "delete", "setdefault"])

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import persistq
 import persistq.sync as persistqueue
 
 
@@ -32,6 +33,36 @@ def test_put_get_task_done_join_and_counts(qpath: str) -> None:
             q.task_done()
         q.join()
         assert q.empty()
+
+
+@pytest.mark.parametrize("kind", ["SQLiteQueue", "UniqueQ", "PriorityQueue", "SQLiteAckQueue"])
+def test_total_and_serializer_read_the_real_state(kind: str, qpath: str) -> None:
+    """``total`` and ``_serializer``, which code written for persist-queue reads, follow the queue."""
+    with getattr(persistqueue, kind)(qpath, serializer=persistqueue.serializers.json) as q:
+        assert q._serializer is persistqueue.serializers.json
+        assert q.total == 0
+        q.put({"a": 1})
+        q.put({"a": 2})
+        assert q.total == 2
+        q.get()
+        assert q.total == q.qsize() == 1
+
+
+def test_pdict_serializer_attribute(qpath: str) -> None:
+    """A ``PDict``'s ``_serializer`` is the serializer it stores values with (pickle by default)."""
+    with persistqueue.PDict(qpath, "pd") as d:
+        assert d._serializer is persistqueue.serializers.pickle
+
+
+@pytest.mark.anyio
+async def test_async_total_and_serializer(qpath: str) -> None:
+    """The async queue's ``total`` counts waiting items and ``_serializer`` is its serializer."""
+    async with persistq.SQLiteQueue(qpath) as q:
+        await q.put(1)
+        await q.put(2)
+        await q.get()
+        assert q.total == 1
+        assert q._serializer is persistq.serializers.pickle
 
 
 def test_empty_and_full_are_stdlib_exceptions(qpath: str) -> None:

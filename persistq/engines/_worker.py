@@ -266,8 +266,9 @@ class Worker:
         self._jobs: list[Job[Any]] = []
         # Serialises use of the connection between pool threads and inline batches.
         self._exec_lock = threading.Lock()
-        self._inline_jobs: list[Job[Any]] = []
-        self._inline_scheduled = False
+        # Inline batches being gathered, per event loop (a shared connection
+        # serves queues on several loops: each loop runs only its own callers' jobs).
+        self._inline_pending: dict[asyncio.AbstractEventLoop, list[Job[Any]]] = {}
         self._last_concurrent = -_CONCURRENCY_WINDOW
         self._mutex = threading.Lock()
         # True while the worker waits for, or runs on, a pool thread.
@@ -360,49 +361,58 @@ class Worker:
         """Queue a job to run on ``loop``'s thread at the end of its current iteration."""
         if self._stopping:
             raise QueueClosed("the queue is closed")
-        self._inline_jobs.append(job)
-        if self._inline_scheduled:
+        pending = self._inline_pending.get(loop)
+        if pending is not None:
+            pending.append(job)  # a flush is already scheduled on this loop
             return
-        if len(self._inline_jobs) == 1 and not _loop_has_ready_callbacks(loop):
+        if not _loop_has_ready_callbacks(loop):
             # Nothing else is about to run on this loop, so nothing could join
             # this batch: run it now, and the caller's await finds it done
             # without suspending (two loop iterations fewer per call).
-            self._flush_inline()
+            self._flush_inline([job])
             return
-        self._inline_scheduled = True
-        loop.call_soon(self._flush_inline)
+        self._inline_pending[loop] = [job]
+        loop.call_soon(self._flush_pending, loop)
 
-    def _flush_inline(self) -> None:
-        self._inline_scheduled = False
-        batch, self._inline_jobs = self._inline_jobs, []
+    def _flush_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_inline(self._inline_pending.pop(loop, []))
+
+    def try_inline(self, batch: list[Job[Any]]) -> bool:
+        """Run ``batch`` on the calling thread now if the connection is free; return whether it ran.
+
+        Never waits: not for a pool thread using the connection, not for
+        another connection's lock (the engine's ``inline`` refuses then).
+        Whoever gets False hands the jobs to the pool instead.
+        """
+        inline = self._inline
+        if inline is None or any(j.kind == "bare" for j in batch):
+            return False
+        if not self._exec_lock.acquire(blocking=False):
+            return False
+        try:
+            ran = inline(batch)
+        finally:
+            self._exec_lock.release()
+        if ran:
+            for job in batch:
+                job.done = True
+        return ran
+
+    def _flush_inline(self, batch: list[Job[Any]]) -> None:
         if not batch:
             return
-        ran = False
-        inline = self._inline
         now = time.monotonic()
         if len(batch) > 1:
             self._last_concurrent = now
-        # Several callers at once: let the storage thread commit while this loop
+        # Several callers at once: let a storage thread commit while this loop
         # gathers the next batch, so batches grow with the load (group commit)
-        # instead of alternating between one job here and a few on the thread.
-        # A lone caller keeps the inline path and its single hand-off.
+        # instead of alternating between one job here and a few on the pool.
+        # A lone caller keeps the inline path.
         concurrent = now - self._last_concurrent < _CONCURRENCY_WINDOW
-        if (
-            inline is not None
-            and not concurrent
-            and not any(j.kind == "bare" for j in batch)
-            and self._exec_lock.acquire(blocking=False)
-        ):
-            try:
-                ran = inline(batch)
-            finally:
-                self._exec_lock.release()
-        if not ran:
+        if concurrent or not self.try_inline(batch):
             # Busy: a pool thread waits for the lock instead of this loop.
             self._submit_batch(batch)
             return
-        for job in batch:
-            job.done = True
         _wake_asyncio(batch)
 
     @staticmethod
@@ -498,12 +508,29 @@ async def run_job(
             pass
         elif worker._inline is not None and _inline_allowed():
             submit = functools.partial(worker.submit_inline, loop=loop)
+        elif worker._inline is not None and _cheap(job):
+            # Running it here completes without suspending: yield first, so a
+            # caller in a loop of puts still lets the other tasks run.
+            await asyncio.sleep(0)
+            submit = functools.partial(worker.submit_inline, loop=loop)
         else:
             submit = worker.submit
         # The undo goes to the pool: it must run even while the loop is
         # being torn down.
         return await run_job_asyncio(job, loop, submit, undo, worker.submit)
     return await _run_job_trio(worker, job, undo, submit or worker.submit)
+
+
+def _cheap(job: Job[Any]) -> bool:
+    """Whether ``job`` may run on a caller's own event loop: it reads, or commits without an fsync.
+
+    Such a commit costs less than the hop to a storage thread. The store says
+    how durable its writes must be (``owner.level``: 2 is ``"full"``); jobs
+    of stores that do not say always take the hop.
+    """
+    if job.kind == "bare":
+        return False
+    return job.kind == "read" or getattr(job.owner, "level", 2) < 2
 
 
 async def run_job_asyncio(
@@ -540,6 +567,12 @@ async def _run_job_trio(
 ) -> T:
     import trio
 
+    if submit == worker.submit and _cheap(job):
+        # Inline on trio: the checkpoint comes first (this call would not
+        # yield otherwise); then the job runs here if the connection is free.
+        await trio.lowlevel.checkpoint()
+        if worker.try_inline([job]):
+            return job.value()
     token = trio.lowlevel.current_trio_token()
     job._token = token
     job._event = trio.Event()

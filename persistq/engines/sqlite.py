@@ -209,9 +209,18 @@ class _Connection:
         if conn is None:
             return False
         self._prepare(conn, batch, True)
+        write = any(j.kind == "write" for j in batch)
         try:
-            conn.execute("BEGIN IMMEDIATE" if any(j.kind == "write" for j in batch) else "BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:
+                # A deferred transaction takes its read lock at the first
+                # statement: take it now, so a busy database (another
+                # connection recovering or checkpointing) sends the batch to a
+                # storage thread instead of failing one of its jobs.
+                conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             return False
         self._execute(batch, began=True)
         return True

@@ -604,6 +604,16 @@ class SQLiteQueue:
     def __len__(self) -> int:
         return self.size
 
+    @property
+    def total(self) -> int:
+        """persist-queue's name for :attr:`size`: items waiting, a short blocking read."""
+        return self.size
+
+    @property
+    def _serializer(self) -> Any:
+        """persist-queue's name for :attr:`serializer` (code written for it reads ``q._serializer``)."""
+        return self.serializer
+
     async def queue(self) -> list[dict[str, Any]]:
         """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
         await anyio.lowlevel.checkpoint_if_cancelled()

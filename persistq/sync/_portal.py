@@ -32,6 +32,7 @@ import os
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -63,14 +64,53 @@ answering must not keep a finished program alive)."""
 class _Call:
     """One blocking call's rendezvous between a caller thread and the loop."""
 
-    __slots__ = ("error", "lock", "result", "task")
+    __slots__ = ("args", "error", "fn", "lock", "result", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
         self.lock: Any = threading.Lock()
         self.lock.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
+
+
+async def _run_call(call: _Call) -> None:
+    # The caller is released here, in the step that finishes the coroutine,
+    # not by a done-callback one loop iteration later.
+    try:
+        call.result = await call.fn(*call.args)
+    except asyncio.CancelledError:
+        call.error = PortalError("the call was cancelled (the portal is stopping)")
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        call.error = exc
+    finally:
+        call.lock.release()
+
+
+_EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task for ``coro`` whose first step runs now, inside the calling callback.
+
+    A call that completes without suspending (the usual put or get: its
+    storage batch runs inline on this loop) then finishes in the loop
+    iteration that received it. Python 3.12 does this itself
+    (``eager_start``); before, the step the new task scheduled is taken back
+    from the loop's ready queue and run at once.
+    """
+    if _EAGER_TASKS:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    task = loop.create_task(coro)
+    ready = getattr(loop, "_ready", None)
+    if ready:
+        handle = ready[-1]
+        if getattr(handle._callback, "__self__", None) is task:
+            ready.pop()
+            handle._run()
+    return task
 
 
 class Portal:
@@ -80,6 +120,11 @@ class Portal:
     thread_id: int | None = None
 
     def __init__(self) -> None:
+        # Calls handed over and not yet started; one wake-up of the loop
+        # serves every call queued while it is pending.
+        self._incoming: deque[_Call] = deque()
+        self._wake_pending = False
+        self._incoming_lock = _threads.Lock()
         # Real OS thread and event, even under gevent/eventlet (``_threads``).
         started = _threads.Event()
         self._thread = _threads.Thread(target=self._main, args=(started,), name=_THREAD_NAME, daemon=True)
@@ -102,6 +147,10 @@ class Portal:
         # itself instead of handing them to a storage thread (one hop saved).
         allow_inline()
         asyncio.set_event_loop(self.loop)
+        # Tasks start in this context, not the caller's: its context variables
+        # (sniffio's "current async library" among them, set when the caller
+        # runs trio) must not leak into the portal's asyncio tasks.
+        self._context = contextvars.Context()
         self.loop.call_soon(started.set)
         try:
             self.loop.run_forever()
@@ -116,28 +165,23 @@ class Portal:
             finally:
                 self.loop.close()
 
-    def _start(self, call: _Call, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
-        try:
-            # A fresh context: the caller's context variables (sniffio's "current
-            # async library" among them, set when the caller runs trio) must not
-            # leak into the portal's asyncio task.
-            task = contextvars.Context().run(self.loop.create_task, fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            call.error = exc
-            call.lock.release()
+    def _drain(self) -> None:
+        with self._incoming_lock:
+            calls = list(self._incoming)
+            self._incoming.clear()
+            self._wake_pending = False
+        if len(calls) == 1:
+            # A lone call runs its first step now; several start as plain
+            # tasks, so their storage jobs gather into one batch (group commit).
+            self._start(calls[0], eager=True)
             return
-        call.task = task
-        task.add_done_callback(lambda t: self._finish(call, t))
+        for call in calls:
+            self._start(call, eager=False)
 
-    @staticmethod
-    def _finish(call: _Call, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            call.error = PortalError("the call was cancelled (the portal is stopping)")
-        else:
-            call.error = task.exception()
-            if call.error is None:
-                call.result = task.result()
-        call.lock.release()
+    def _start(self, call: _Call, eager: bool) -> None:
+        # Runs in the portal's own context (see _submit): the task copies it.
+        coro = _run_call(call)
+        call.task = _start_eagerly(self.loop, coro) if eager else self.loop.create_task(coro)
 
     def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop and block until it returns.
@@ -150,8 +194,8 @@ class Portal:
             PortalError: called from the portal thread itself.
         """
         self._check_caller()
-        call = _Call()
-        self._submit(call, fn, args)
+        call = _Call(fn, args)
+        self._submit(call)
         try:
             call.lock.acquire()
         except BaseException:
@@ -172,10 +216,19 @@ class Portal:
             )
         park_if_exiting()
 
-    def _submit(self, call: _Call, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+    def _submit(self, call: _Call) -> None:
+        with self._incoming_lock:
+            self._incoming.append(call)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
         try:
-            self.loop.call_soon_threadsafe(self._start, call, fn, args)
+            self.loop.call_soon_threadsafe(self._drain, context=self._context)
         except RuntimeError as exc:  # the loop is closed
+            with self._incoming_lock:
+                self._wake_pending = False
+                with contextlib.suppress(ValueError):
+                    self._incoming.remove(call)
             park_if_exiting()
             raise PortalError("persistq's event loop thread has stopped") from exc
 
@@ -188,10 +241,10 @@ class Portal:
         """
         if threading.get_ident() == self.thread_id:
             return False
-        call = _Call()
+        call = _Call(fn, args)
         try:
-            self.loop.call_soon_threadsafe(self._start, call, fn, args)
-        except RuntimeError:
+            self._submit(call)
+        except PortalError:
             return False
         return bool(call.lock.acquire(True, timeout))
 
@@ -213,7 +266,9 @@ class _GreenCall(_Call):
 
     __slots__ = ()
 
-    def __init__(self, waiter: Any) -> None:
+    def __init__(self, waiter: Any, fn: _CoroFn, args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
         self.lock = waiter
         self.result: Any = None
         self.error: BaseException | None = None
@@ -242,8 +297,8 @@ class _GreenPortal(Portal):
         """
         self._check_caller()
         waiter = _green.take()
-        call = _GreenCall(waiter)
-        self._submit(call, fn, args)
+        call = _GreenCall(waiter, fn, args)
+        self._submit(call)
         try:
             waiter.wait()
         except BaseException:
@@ -267,10 +322,10 @@ class _GreenPortal(Portal):
         if threading.get_ident() == self.thread_id:
             return False
         waiter = _green.take()
-        call = _GreenCall(waiter)
+        call = _GreenCall(waiter, fn, args)
         try:
-            self.loop.call_soon_threadsafe(self._start, call, fn, args)
-        except RuntimeError:
+            self._submit(call)
+        except PortalError:
             waiter.recycle()
             return False
         if waiter.wait(timeout):

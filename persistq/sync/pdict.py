@@ -107,6 +107,11 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def _serializer(self) -> Any:
+        """persist-queue's name for ``serializer`` (code written for it reads ``q._serializer``)."""
+        return self._q.serializer
+
     def _pages(self, kind: str) -> Iterator[Any]:
         cursor: int | None = None
         while True:

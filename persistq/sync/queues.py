@@ -260,6 +260,16 @@ class SQLiteQueue(_SyncTwin):
     def __len__(self) -> int:
         return self.qsize()
 
+    @property
+    def total(self) -> int:
+        """Number of items waiting (persist-queue's ``total``), counted by the database."""
+        return self.qsize()
+
+    @property
+    def _serializer(self) -> Any:
+        """persist-queue's name for ``serializer`` (code written for it reads ``q._serializer``)."""
+        return self._q.serializer
+
     def queue(self) -> list[dict[str, Any]]:
         """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
         return self._call("queue")  # type: ignore[no-any-return]
