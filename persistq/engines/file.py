@@ -661,12 +661,19 @@ class FileEngine:
 
     def _replace_position(self, position: ReadPosition, seq: int, slot_size: int) -> None:
         data = _encode_slot(seq, position).ljust(2 * slot_size, b"\0")
-        self._replace_file(POSITION_FILE, data)
+        # Closed first: Windows cannot rename over a file that is open.
         if self._pos_fd is not None:
             fd, self._pos_fd = self._pos_fd, None
             os.close(fd)
-        self._pos_fd = os.open(os.path.join(self.path, POSITION_FILE), os.O_RDWR | getattr(os, "O_BINARY", 0))
-        self._pos_seq, self._pos_slot, self._slot_size = seq, 1, slot_size
+        try:
+            self._replace_file(POSITION_FILE, data)
+            self._pos_seq, self._pos_slot, self._slot_size = seq, 1, slot_size
+        finally:
+            # After a failed replace the old file (and its slots) stays in use.
+            with contextlib.suppress(FileNotFoundError):
+                self._pos_fd = os.open(
+                    os.path.join(self.path, POSITION_FILE), os.O_RDWR | getattr(os, "O_BINARY", 0)
+                )
 
     def _replace_file(self, name: str, data: bytes) -> None:
         # Files replaced whole (metadata, a new or resized position file) are
