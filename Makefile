@@ -36,7 +36,8 @@ lint: install
 	$(BIN)/mypy --strict persistq
 
 ## bench: persistq beside persist-queue 1.1.0 and diskcache, then MySQL with 1 and 4 processes,
-## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md)
+## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), then the
+## file queue's fsyncs per operation (strace)
 bench: install
 	$(BIN)/python -m pip install --quiet --group bench
 	@status=0; \
@@ -45,6 +46,7 @@ bench: install
 	set -a; . $(MARIADB_DIR)/env; set +a; \
 	$(BIN)/python benchmarks/run_benchmark.py 1000 console || status=$$?; \
 	$(BIN)/python benchmarks/mysql_processes.py --repeat 3 --out benchmarks/MYSQL_RESULTS.md || status=$$?; \
+	$(BIN)/python benchmarks/file_fsyncs.py || status=$$?; \
 	exit $$status
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests

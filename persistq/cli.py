@@ -7,11 +7,12 @@ SQLite queue directory (``data.db`` inside) or database file, a file-queue
 directory, or a MySQL DSN (``mysql://user:pass@host:port/db?table=name``).
 
 Inspection (``info``, ``peek``, ``verify``) opens SQLite databases read-only
-and reads file-queue segments without taking the queue's lock, so it never
-changes a queue and works while producers and consumers run. Changes go
-through the public queue classes (``requeue``, file-queue ``purge`` and
-``compact``) or through one SQL transaction (SQLite/MySQL ``purge``,
-SQLite ``vacuum``).
+and reads file queues through the file engine's inspection functions
+(:func:`persistq.engines.file.read_state`, ``scan_segments``), without taking
+the queue's lock, so it never changes a queue and works while producers and
+consumers run. Changes go through the public queue classes (``requeue``,
+file-queue ``purge`` and ``compact``) or through one SQL transaction
+(SQLite/MySQL ``purge``, SQLite ``vacuum``).
 
 Items are decoded with the serializer the queue recorded. ``json``,
 ``msgpack`` and ``cbor2`` are decoded freely; ``pickle`` only with
@@ -32,13 +33,16 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import click
 
 from . import serializers as _serializers
 from .errors import CorruptionError, PersistQError, QueueLocked, SerializerMismatch, StorageError
+
+if TYPE_CHECKING:
+    from .engines.file import QueueState
 
 __all__ = ("cli", "main")
 
@@ -422,111 +426,21 @@ def _sqlite_info(target: _Target, table: str | None) -> dict[str, Any]:
 # ----------------------------------------------------------------- file queue
 
 
-@dataclasses.dataclass
-class _Segment:
-    path: str
-    records: list[tuple[int, bytes]]
-    """(offset, payload) of each valid record from the read position on."""
-    corrupt: list[tuple[int, int]]
-    """(offset, size) of each damaged region."""
-    torn: int | None
-    """Offset of a torn (never finished) append at the end, if any."""
+def _file_state(path: str) -> QueueState:
+    from .engines.file import read_state
 
-
-def _file_meta(path: str) -> dict[str, Any]:
-    from .engines.file import FORMAT_NAME, FORMAT_VERSION, META_FILE
-
-    meta_path = os.path.join(path, META_FILE)
     try:
-        with open(meta_path, "rb") as f:
-            meta = json.loads(f.read())
-        if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}")
-        seg, off = meta["tail"]
-        if not all(isinstance(v, int) and v >= 0 for v in (meta["chunksize"], seg, off)):
-            raise ValueError("bad field values")
-    except FileNotFoundError:
-        raise _Failed(f"corrupt queue: {path} has segment files but no {META_FILE}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _Failed(f"corrupt queue: {meta_path}: unreadable queue metadata ({exc})") from exc
-    return dict(meta)
-
-
-def _file_segments(path: str, meta: dict[str, Any]) -> tuple[list[_Segment], list[str]]:
-    """Scan the segments from the read position on; return them and structural problems."""
-    from .engines.file import _SEG_HEADER, _SEG_MAGIC, FORMAT_VERSION, HEADER_SIZE, _scan, _valid_at
-
-    tseg, toff = meta["tail"]
-    toff = max(toff, HEADER_SIZE)
-    numbers = sorted(
-        int(n[:-4]) for n in os.listdir(path) if n.endswith(".seg") and n[:-4].isdigit() and len(n) == 14
-    )
-    live = [s for s in numbers if s >= tseg]
-    problems: list[str] = []
-    if live and live != list(range(tseg, tseg + len(live))):
-        problems.append(f"{path}: segment files are missing (found {live}, read position in {tseg})")
-    out: list[_Segment] = []
-    for i, seg in enumerate(live):
-        seg_path = os.path.join(path, f"{seg:010d}.seg")
-        with open(seg_path, "rb") as f:
-            buf = f.read()
-        last = i == len(live) - 1
-        if len(buf) < HEADER_SIZE or _SEG_HEADER.unpack_from(buf)[0] != _SEG_MAGIC:
-            if last and _SEG_MAGIC.startswith(buf[: len(_SEG_MAGIC)]) and len(buf) < HEADER_SIZE:
-                out.append(_Segment(seg_path, [], [], 0))
-                continue
-            problems.append(f"{seg_path} offset 0: not a persistq segment (bad header)")
-            continue
-        if _SEG_HEADER.unpack_from(buf)[1] != FORMAT_VERSION:
-            problems.append(f"{seg_path}: segment format version is not supported")
-            continue
-        start = toff if seg == tseg else HEADER_SIZE
-        if start > len(buf):
-            problems.append(f"{seg_path}: the read position {start} is past the end of the file")
-            continue
-        scan = _scan(buf, start)
-        records: list[tuple[int, bytes]] = []
-        corrupt: list[tuple[int, int]] = []
-        bounds = [*scan.starts, scan.end]
-        for k, s in enumerate(scan.starts):
-            stop = _valid_at(buf, s, len(buf))
-            if stop >= 0:
-                records.append((s, buf[s + 8 : stop]))
-            else:
-                corrupt.append((s, bounds[k + 1] - s))
-        torn = scan.end if scan.torn else None
-        if torn is not None and not last:
-            corrupt.append((torn, len(buf) - torn))
-            torn = None
-        out.append(_Segment(seg_path, records, corrupt, torn))
-    if not live and toff != HEADER_SIZE:
-        problems.append(f"{path}: the segment holding the read position ({tseg}) is missing")
-    return out, problems
-
-
-def _file_locked(path: str) -> bool | None:
-    """Whether another process holds the file queue open (``None``: cannot tell here)."""
-    from .engines.file import LOCK_FILE
-
-    lock = os.path.join(path, LOCK_FILE)
-    if sys.platform == "win32" or not os.path.exists(lock):  # pragma: no cover - Windows
-        return None if sys.platform == "win32" else False
-    import fcntl
-
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+        return read_state(path)
+    except CorruptionError as exc:
+        raise _Failed(f"corrupt queue: {exc}") from exc
 
 
 def _file_info(target: _Target) -> dict[str, Any]:
+    from .engines.file import is_locked, scan_segments
+
     path = target.location
-    meta = _file_meta(path)
-    segments, problems = _file_segments(path, meta)
+    state = _file_state(path)
+    segments, problems = scan_segments(path, state)
     ready = sum(len(s.records) for s in segments)
     corrupt = sum(len(s.corrupt) for s in segments)
     files = [os.path.join(path, n) for n in os.listdir(path)]
@@ -535,15 +449,15 @@ def _file_info(target: _Target) -> dict[str, Any]:
         "name": os.path.basename(os.path.abspath(path)),
         "kind": "Queue",
         "engine": "file",
-        "serializer": meta.get("serializer"),
+        "serializer": state.serializer,
         "durability": None,
-        "chunksize": meta.get("chunksize"),
+        "chunksize": state.chunksize,
         "segments": len(segments),
         "counts": {"ready": ready, "corrupt": corrupt},
         "total": ready + corrupt,
         "oldest_age_seconds": None,
         "bytes": _disk_bytes([f for f in files if f.endswith(".seg")]),
-        "locked": _file_locked(path),
+        "locked": is_locked(path),
         "problems": problems,
     }
     return {
@@ -998,14 +912,16 @@ def peek_command(
         recorded = q.serializer
         where = q.table
     elif t.engine == "file":
-        meta = _file_meta(t.location)
-        segments, _ = _file_segments(t.location, meta)
+        from .engines.file import scan_segments
+
+        state = _file_state(t.location)
+        segments, _ = scan_segments(t.location, state)
         items = []
         for s in segments:
             for off, payload in s.records:
                 items.append({"segment": os.path.basename(s.path), "offset": off, "data": payload})
         items = items[:count]
-        recorded, where = meta.get("serializer"), t.location
+        recorded, where = state.serializer, t.location
     else:
         with _mysql(t.location) as (conn, p):
             q = _one(_mysql_tables(conn, p.get("name"), table), None, t.shown)
@@ -1240,9 +1156,9 @@ def _purge_file(t: _Target) -> int:
     from .errors import CorruptionError, Empty
     from .sync import Queue
 
-    meta = _file_meta(t.location)
+    serializer = _Opaque(_file_state(t.location).serializer)
     n = 0
-    with Queue(t.location, serializer=_Opaque(meta["serializer"]), autosave=True, durability="normal") as q:
+    with Queue(t.location, serializer=serializer, autosave=True, durability="normal") as q:
         while True:
             try:
                 n += len(q.get_many(1000, block=False))
@@ -1276,8 +1192,9 @@ def verify_command(target: str, db_file: str | None, table: str | None, as_json:
             checked = [q.table for q in _pick(_sqlite_tables(conn), table, t.location)]
         problems += [f"{t.location}: {r[0]}" for r in rows if r[0] != "ok"]
     elif t.engine == "file":
-        meta = _file_meta(t.location)
-        segments, problems = _file_segments(t.location, meta)
+        from .engines.file import scan_segments
+
+        segments, problems = scan_segments(t.location, _file_state(t.location))
         for s in segments:
             checked.append(os.path.basename(s.path))
             problems += [
@@ -1337,9 +1254,9 @@ def _vacuum(target: str, db_file: str | None, table: str | None, as_json: bool) 
 
         path = t.location
         before = _disk_bytes([os.path.join(path, n) for n in os.listdir(path)])
-        meta = _file_meta(path)
+        serializer = _Opaque(_file_state(path).serializer)
         # Opening removes consumed segments, stale temporary files and a torn tail.
-        with Queue(path, serializer=_Opaque(meta["serializer"])):
+        with Queue(path, serializer=serializer):
             pass
         after = _disk_bytes([os.path.join(path, n) for n in os.listdir(path)])
     else:

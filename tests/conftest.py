@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import persistq
@@ -72,6 +73,34 @@ async def drain(q: Any) -> list[Any]:
             out.append(await q.get_nowait())
         except Empty:
             return out
+
+
+async def take_in_own_tasks(q: Any, count: int, done: Collection[int] = ()) -> list[Any]:
+    """Get ``count`` items in order, each by its own task; task ``i`` marks its item done if ``i in done``.
+
+    The tasks stay alive until every item is got, since a task's key (which
+    ``task_done`` matches with its ``get``) is unique only while it runs: the
+    items not done stay held by tasks that never finish them.
+    """
+    turns = [anyio.Event() for _ in range(count + 1)]
+    turns[0].set()
+    finish = anyio.Event()
+    got: list[Any] = []
+
+    async def take(i: int) -> None:
+        await turns[i].wait()
+        got.append(await q.get())
+        turns[i + 1].set()
+        if i in done:
+            await q.task_done()
+        await finish.wait()
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(take, i)
+        await turns[count].wait()
+        finish.set()
+    return got
 
 
 def run_threads(targets: list[Callable[[], object]], timeout: float = 30) -> list[BaseException]:

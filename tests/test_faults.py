@@ -117,8 +117,11 @@ def test_path_that_is_a_file_is_refused_for_every_queue(tmp_path: Path) -> None:
             cls(str(f))
 
 
-def test_file_queue_pointer_file_bit_flips_never_give_wrong_data(tmp_path: Path) -> None:
-    """A bit flipped anywhere in the file queue's pointer file: CorruptionError, never lost or wrong items."""
+def test_file_queue_metadata_bit_flips_never_give_wrong_data(tmp_path: Path) -> None:
+    """A bit flipped anywhere in the file queue's metadata file: CorruptionError, never lost or wrong items.
+
+    (Its position file, persistq.pos, is torn and flipped byte by byte in test_file_position.py.)
+    """
     import shutil
 
     base = tmp_path / "base"

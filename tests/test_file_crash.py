@@ -120,3 +120,54 @@ def test_sigkill_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     assert runs >= 10
     assert put_ok
     assert done_ok
+
+
+HOLD_AND_ACK_CHILD = textwrap.dedent(
+    """
+    import sys, threading
+    import persistq.sync
+
+    path, durability = sys.argv[1], sys.argv[2]
+    q = persistq.sync.Queue(path, durability=durability)
+    q.put_many(["a", "b", "c"])
+    holding = threading.Event()
+
+    def thread_1():
+        assert q.get() == "a"
+        holding.set()
+        threading.Event().wait()            # works on "a" forever: never done
+
+    def thread_2():
+        holding.wait()
+        assert q.get() == "b"
+        q.task_done()                       # done behind the older "a"
+        print("acked", flush=True)
+
+    threading.Thread(target=thread_1, daemon=True).start()
+    threading.Thread(target=thread_2, daemon=True).start()
+    threading.Event().wait()
+    """
+)
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_sigkill_after_an_ack_behind_a_held_item(tmp_path: Path, durability: str) -> None:
+    """Thread 1 holds a, thread 2 gets b and task_done's it, SIGKILL: the reopened queue gives a, c."""
+    script = tmp_path / "child.py"
+    script.write_text(HOLD_AND_ACK_CHILD)
+    qdir = str(tmp_path / "q")
+    child = subprocess.Popen(
+        [sys.executable, str(script), qdir, durability], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"acked\n"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    with SyncQueue(qdir) as q:
+        assert q.get_many(10, block=False) == ["a", "c"]
+        q.task_done()
+    with SyncQueue(qdir) as q:
+        assert q.get_many(10, block=False) == ["c"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import drain
+from conftest import drain, take_in_own_tasks
 
 from persistq import serializers
 from persistq.engines.file import HEADER_SIZE
@@ -278,14 +278,24 @@ async def test_autosave_get_is_final(qpath: str) -> None:
         assert await drain(q) == ["b"]
 
 
-async def test_out_of_order_done_is_at_least_once(qpath: str) -> None:
-    """An item done behind an undone one comes back after reopen; done ones in front do not."""
+@pytest.mark.parametrize(("chunksize", "segments_left"), [(1, 4), (2, 4), (100, 1)])
+async def test_items_done_out_of_order_never_come_back(
+    qpath: str, chunksize: int, segments_left: int
+) -> None:
+    """Items done behind older items still held stay done after reopen; exactly the others come back."""
+    done = {1, 3, 4, 6, 7, 8}
+    async with Queue(qpath, chunksize=chunksize) as q:
+        await q.put_many(range(10))
+        assert await take_in_own_tasks(q, 10, done) == list(range(10))
+        assert q.statistics().pending == 4
+    # Segments holding only done items are gone, though older items are still not done.
+    assert len(segments(qpath)) == segments_left
     async with Queue(qpath) as q:
-        await q.put_many([0, 1, 2, 3])
-        assert await q.get_many(3) == [0, 1, 2]
-        await q.task_done()  # acknowledges 0
+        assert await q.qsize() == 4
+        assert await drain(q) == [0, 2, 5, 9]
+        await q.task_done()  # 0: the position moves over the done ranges after it
     async with Queue(qpath) as q:
-        assert await drain(q) == [1, 2, 3]
+        assert await drain(q) == [2, 5, 9]
 
 
 def test_task_done_per_thread(qpath: str) -> None:
@@ -314,7 +324,7 @@ def test_task_done_per_thread(qpath: str) -> None:
             t.join()
         assert got == {"a": "a", "b": "b"}
         assert q.statistics().pending == 1
-    # A's item was not done: it comes back (and B's, which was done behind it).
+    # A's item was not done: it comes back; B's, done behind it, does not.
     with SyncQueue(qpath) as q:
         got.clear()
 
@@ -327,10 +337,10 @@ def test_task_done_per_thread(qpath: str) -> None:
             t = threading.Thread(target=worker, args=(name, done))
             t.start()
             t.join()
-        assert got == {"first": "a", "second": "b"}
-    # The first thread's task_done acknowledged "a", not the second's "b".
+        assert got == {"first": "a", "second": "c"}
+    # The first thread's task_done acknowledged "a", not the second's "c".
     with SyncQueue(qpath) as q:
-        assert q.get_many(5) == ["b", "c"]
+        assert q.get_many(5) == ["c"]
 
 
 def test_sync_twin_api(qpath: str) -> None:
@@ -372,7 +382,8 @@ async def test_torn_tail_at_every_offset(tmp_path: Path) -> None:
     for cut in range(start, len(data)):
         qdir = tmp_path / f"cut{cut}"
         qdir.mkdir()
-        (qdir / "persistq.meta").write_bytes((base / "persistq.meta").read_bytes())
+        for name in ("persistq.meta", "persistq.pos"):
+            (qdir / name).write_bytes((base / name).read_bytes())
         (qdir / seg.name).write_bytes(data[:cut])
         async with Queue(str(qdir)) as q:
             assert await q.qsize() == 2

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import os
+import pickle
 import shutil
 import tempfile
+import zlib
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import hypothesis.strategies as st
@@ -14,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import persistq
 import persistq.sync
+from persistq.engines.file import scan_segments
 
 SETTINGS = settings(max_examples=15, stateful_step_count=25, deadline=None)
 values = st.integers(min_value=0, max_value=50)
@@ -196,46 +201,117 @@ class AckMachine(_QueueMachine):
         assert self.q.acked_count() == self.acked
 
 
+def _slot_seq(slot: bytes) -> int | None:
+    """A position slot's sequence number, or None if its CRC fails (torn)."""
+    length = int.from_bytes(slot[8:12], "little")
+    body = slot[16 : 16 + length]
+    if len(body) < 28 or zlib.crc32(body, zlib.crc32(slot[:12])) != int.from_bytes(slot[12:16], "little"):
+        return None
+    return int.from_bytes(body[:8], "little")
+
+
+def _spare_slot(*slots: bytes) -> int:
+    """The slot the next position write goes into: not the newest valid one."""
+    seqs = [_slot_seq(s) for s in slots]
+    newest = max(range(2), key=lambda i: seqs[i] if seqs[i] is not None else -1)
+    return 1 - newest
+
+
 class FileQueueMachine(_QueueMachine):
-    """The file Queue: FIFO, and items got but not task_done come back on reopen."""
+    """The file Queue: FIFO; consumer threads finish items out of order; exactly the items not done come back.
+
+    Each consumer is a thread of its own (task_done finishes that thread's oldest
+    item); the test's thread holds none, so its task_done finishes the oldest
+    item handed out.
+    """
+
+    consumers = 3
 
     def __init__(self) -> None:
+        self.pools = [ThreadPoolExecutor(max_workers=1) for _ in range(self.consumers)]
         super().__init__()
-        self.ready: deque[int] = deque()
-        self.got: deque[int] = deque()
+        self.count = 0
+        self.ready: deque[tuple[int, int]] = deque()  # (put order, value)
+        self.held: list[deque[tuple[int, int]]] = [deque() for _ in range(self.consumers)]
 
     def open(self) -> Any:
         return persistq.sync.Queue(self.dir + "/fq", chunksize=3)
 
-    @rule()
-    def reopen(self) -> None:
-        """Reopening gives back the items got but not marked done, first, in order."""
+    def _back(self) -> None:
+        self.ready = deque(sorted(item for held in self.held for item in held)) + self.ready
+        for held in self.held:
+            held.clear()
+
+    @rule(how=st.sampled_from(["close", "crash", "crash-torn"]))
+    def reopen(self, how: str) -> None:
+        """Reopening gives back the items got and not done, first, in order; no item done comes back.
+
+        ``crash``: the queue is reopened from a copy of its files taken while it
+        was open (what a SIGKILL leaves); ``crash-torn``: also with the spare
+        position slot torn, as by a kill in the middle of the next position write.
+        """
+        path = self.dir + "/fq"
+        if how != "close":
+            shutil.copytree(path, self.dir + "/crashed")
         self.q.close()
-        self.ready = self.got + self.ready
-        self.got = deque()
+        if how != "close":
+            shutil.rmtree(path)
+            os.rename(self.dir + "/crashed", path)
+        if how == "crash-torn":
+            with open(path + "/persistq.pos", "r+b") as f:
+                data = f.read()
+                size = len(data) // 2
+                f.seek(_spare_slot(data[:size], data[size:]) * size)
+                f.write(os.urandom(40))
+        self._back()
         self.q = self.open()
 
     @rule(v=values)
     def put(self, v: int) -> None:
         self.q.put(v)
-        self.ready.append(v)
+        self.ready.append((self.count, v))
+        self.count += 1
 
     @precondition(lambda self: bool(self.ready))
-    @rule()
-    def get(self) -> None:
-        item = self.q.get_nowait()
-        assert item == self.ready.popleft()
-        self.got.append(item)
+    @rule(c=st.integers(min_value=0, max_value=consumers - 1))
+    def get(self, c: int) -> None:
+        item = self.pools[c].submit(self.q.get_nowait).result()
+        expected = self.ready.popleft()
+        assert item == expected[1]
+        self.held[c].append(expected)
 
-    @precondition(lambda self: bool(self.got))
+    @precondition(lambda self: any(self.held))
+    @rule(data=st.data())
+    def task_done(self, data: st.DataObject) -> None:
+        """A consumer finishes its own oldest item, even while older ones of others are held."""
+        c = data.draw(st.sampled_from([i for i, held in enumerate(self.held) if held]))
+        self.pools[c].submit(self.q.task_done).result()
+        self.held[c].popleft()
+
+    @precondition(lambda self: any(self.held))
     @rule()
-    def task_done(self) -> None:
+    def task_done_elsewhere(self) -> None:
+        """A thread holding nothing finishes the oldest item handed out."""
         self.q.task_done()
-        self.got.popleft()
+        oldest = min((held for held in self.held if held), key=lambda held: held[0])
+        oldest.popleft()
 
     @invariant()
     def sizes_agree(self) -> None:
         assert self.q.qsize() == len(self.ready)
+
+    @invariant()
+    def a_crash_now_brings_back_exactly_the_items_not_done(self) -> None:
+        """The files on disk (read without the lock) hold every item not done, in order, and no other."""
+        segments, problems = scan_segments(self.dir + "/fq")
+        assert problems == []
+        on_disk = [pickle.loads(data) for s in segments for _, data in s.records]
+        assert on_disk == [v for _, v in sorted([*(i for held in self.held for i in held), *self.ready])]
+
+    def teardown(self) -> None:
+        super().teardown()
+        for pool in self.pools:
+            pool.shutdown()
 
 
 TestFifo = FifoMachine.TestCase
@@ -249,4 +325,4 @@ TestUnique.settings = SETTINGS
 TestAck = AckMachine.TestCase
 TestAck.settings = SETTINGS
 TestFileQueue = FileQueueMachine.TestCase
-TestFileQueue.settings = SETTINGS
+TestFileQueue.settings = settings(max_examples=40, stateful_step_count=50, deadline=None)

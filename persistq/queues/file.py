@@ -5,10 +5,11 @@ caller holds which item) composed with the file engine
 (:mod:`persistq.engines.file`), which stores bytes in checksummed segment
 files. One process at a time: the directory is locked while the queue is open.
 
-Delivery is at-least-once. With ``autosave=False`` (the default) an item stays
-on disk until ``task_done()`` acknowledges it; the persisted read position is
-the oldest item not yet done, so after a crash every item not done comes back,
-in order, together with any item done after an older one that was not.
+With ``autosave=False`` (the default) an item stays on disk until
+``task_done()`` acknowledges it. The persisted read position is the oldest
+item not yet done together with the ranges of items done after it, so after a
+crash exactly the items not done come back, in order — also those done while
+an older one was still held elsewhere stay done.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class Queue:
 
     Durability (``durability="full"``, the default): ``put`` returns after
     its record is fsync'd; ``get`` with ``autosave=True`` and ``task_done``
-    return after the new read position is fsync'd (metadata file replaced
-    atomically, directory fsync'd). Concurrent calls share one fsync.
+    return after the new read position is (written in place into the spare
+    slot of the position file and fdatasync'd: no rename). Concurrent calls
+    share one fsync.
 
     Args:
         path: the queue directory (created owner-only if missing).
@@ -408,11 +410,12 @@ class Queue:
         is working on while this one holds any. A task or thread that holds
         none (a worker the getter handed the item to, or ``asyncio.gather``
         of ``task_done`` calls) acknowledges the oldest item this queue
-        object handed out and nobody marked done. The read position on disk
-        then moves to the oldest item not yet done (durably with
-        ``durability="full"``): items done out of order are acknowledged
-        once every older one is done. Concurrent calls never acknowledge the
-        same item. Once the acknowledgement reached the storage thread it
+        object handed out and nobody marked done. The acknowledgement is on
+        disk when this returns (with ``durability="full"``; a process crash
+        cannot undo it with ``"normal"``): the item never comes back, even
+        if older items are still held and come back after a crash.
+        Concurrent calls never acknowledge the same item, and share one
+        position write. Once the acknowledgement reached the storage thread it
         completes even if the caller is cancelled; one that fails
         acknowledges nothing.
 

@@ -6,6 +6,11 @@ queue it prints ``READY``; then, after each call that *returned*, one line:
 n returned), ``A n`` (ack of n returned). Each line is written with one
 ``os.write`` to the unbuffered pipe, so a SIGKILL can cut the loop anywhere
 but never leaves half a line.
+
+``file_threads``: the file queue with :data:`FILE_CONSUMERS` consumer threads
+that each hold their item for a random moment before ``task_done``, so items
+are done out of order (behind older ones other threads still hold) while the
+main thread puts.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ import hashlib
 import os
 import random
 import sys
+import threading
+import time
 from typing import Any
 
 import persistq
 import persistq.sync
+
+FILE_CONSUMERS = 3
+"""Consumer threads of ``file_threads``: at most this many task_done calls are in flight at a kill."""
 
 
 def say(line: str) -> None:
@@ -41,7 +51,7 @@ def open_sync(kind: str, path: str, durability: str) -> Any:
         return persistq.sync.PriorityQueue(path, durability=d)
     if kind == "ack":
         return persistq.sync.SQLiteAckQueue(path, durability=d, max_acked_length=10**9)
-    if kind == "file":
+    if kind in ("file", "file_threads"):
         return persistq.sync.Queue(path, durability="off" if d == "normal" else d)
     if kind in ("mysql", "mysql_ack"):
         return open_mysql(kind, path)
@@ -98,6 +108,33 @@ def run_sync(kind: str, path: str, durability: str, rng: random.Random) -> None:
             say(f"D {item}")
 
 
+def run_file_threads(path: str, durability: str, rng: random.Random) -> None:
+    """Put from the main thread; consumer threads get, hold a moment, and task_done out of order."""
+    q = open_sync("file_threads", path, durability)
+    say("READY")
+
+    def consume(seed: float) -> None:
+        hold = random.Random(seed)
+        while True:
+            try:
+                item = q.get(timeout=0.05)
+            except persistq.Empty:
+                continue
+            say(f"G {item}")
+            time.sleep(hold.uniform(0, 0.004))  # other threads get and finish items meanwhile
+            q.task_done()
+            say(f"D {item}")
+
+    for _ in range(FILE_CONSUMERS):
+        threading.Thread(target=consume, args=(rng.random(),), daemon=True).start()
+    n = 0
+    while True:
+        q.put(n)
+        say(f"P {n}")
+        n += 1
+        time.sleep(rng.uniform(0, 0.002))
+
+
 async def run_async(kind: str, path: str, durability: str, rng: random.Random) -> None:
     """Loop forever with the async API (FIFO and ack kinds, SQLite and MySQL)."""
     d: Any = durability
@@ -133,7 +170,9 @@ def main() -> None:
     """Parse the arguments and run until killed."""
     kind, path, durability, seed, api = sys.argv[1:6]
     rng = random.Random(int(seed))
-    if api == "sync":
+    if kind == "file_threads":
+        run_file_threads(path, durability, rng)
+    elif api == "sync":
         run_sync(kind, path, durability, rng)
     elif api == "asyncio":
         asyncio.run(run_async(kind, path, durability, rng))

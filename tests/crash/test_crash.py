@@ -6,7 +6,11 @@ moment, reopens the queue and checks, for every queue kind:
 
 * every item whose ``put`` returned is still stored or was consumed — exactly
   once (at most one item may be unaccounted for: the one taken by the call
-  that was in flight when the kill came, whose return was never reported);
+  that was in flight when the kill came, whose return was never reported;
+  with ``file_threads``, one per consumer thread, each of which may have had
+  its ``task_done`` in flight — and only such an item);
+* a consumed item (``task_done`` or ack returned) never comes back, also when
+  it was done behind an older item another thread still held;
 * order is kept where the kind promises it;
 * the queue opens and works after every kill.
 
@@ -47,6 +51,8 @@ CONFIGS = [
     ("ack", "normal", "trio"),
     ("file", "full", "sync"),
     ("file", "normal", "sync"),
+    ("file_threads", "full", "sync"),
+    ("file_threads", "normal", "sync"),
 ]
 if os.environ.get("PERSISTQ_MYSQL_HOST"):
     # The MySQL kinds run against the throwaway MariaDB that `make test` starts.
@@ -107,7 +113,7 @@ def _open(kind: str, path: str, durability: str) -> Any:
         from child import open_mysql
 
         return open_mysql(kind, path)
-    return persistq.sync.Queue(path, durability="off" if d == "normal" else d)
+    return persistq.sync.Queue(path, durability="off" if d == "normal" else d)  # file, file_threads
 
 
 def _order_ok(kind: str, items: list[int]) -> bool:
@@ -144,7 +150,7 @@ def _check(kind: str, path: str, durability: str, events: list[tuple[str, int]])
             waiting = [n for n in stored if status[n] in (0, 1)]
             assert _order_ok(kind, waiting)
         else:
-            if kind == "file":
+            if kind in ("file", "file_threads"):
                 waiting = []
                 while True:
                     try:
@@ -154,12 +160,20 @@ def _check(kind: str, path: str, durability: str, events: list[tuple[str, int]])
                     q.task_done()
             else:
                 waiting = [r["data"] for r in q.queue()]
-            consumed = done if kind in ("fifo_nocommit", "file") else set(gets)
+            consumed = done if kind in ("fifo_nocommit", "file", "file_threads") else set(gets)
             assert len(waiting) == len(set(waiting)), "an item is stored twice"
             assert not set(waiting) & consumed, "a consumed item came back"
             assert set(waiting) <= set(puts) | {maybe_put}, "an item that was never put"
             missing = set(puts) - set(waiting) - consumed
-            assert len(missing) <= 1, f"lost items: {sorted(missing)}"
+            if kind == "file_threads":
+                sys.path.insert(0, str(CHILD.parent))
+                from child import FILE_CONSUMERS
+
+                # Only items whose task_done was running at the kill may be gone.
+                assert missing <= set(gets) - done, f"lost items: {sorted(missing - set(gets))}"
+                assert len(missing) <= FILE_CONSUMERS, f"lost items: {sorted(missing)}"
+            else:
+                assert len(missing) <= 1, f"lost items: {sorted(missing)}"
             assert _order_ok(kind, waiting), f"order broken: {waiting[:20]}"
             if kind in ("fifo", "mysql"):
                 assert gets == sorted(gets), "FIFO gets came out of order"
@@ -172,7 +186,7 @@ def _check(kind: str, path: str, durability: str, events: list[tuple[str, int]])
             got = q.get(timeout=5)
             while got != -1:
                 got = q.get(timeout=5)
-        elif kind != "file":
+        elif kind not in ("file", "file_threads"):
             assert -1 in [r["data"] for r in q.queue()]
     finally:
         q.close()
