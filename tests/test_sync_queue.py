@@ -227,3 +227,55 @@ def test_task_done_from_another_thread_wakes_join(qpath: str) -> None:
         t.join(5)
         with pytest.raises(ValueError, match="too many times"):
             q.task_done()
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_sync_get_of_undecodable_item_leaves_it_in_place(qpath: str, raw: bool) -> None:
+    """A sync get (the portal's fast path) of bytes that cannot be decoded raises; the item stays first."""
+    import os
+    import sqlite3
+
+    with persistqueue.SQLiteQueue(qpath, serializer=persistq.serializers.json) as q:
+        bad = q.put("bad")
+        q.put("good")
+    con = sqlite3.connect(os.path.join(qpath, "data.db"))
+    con.execute('UPDATE "queue_default" SET data=? WHERE _id=?', (b"\xff not json", bad))
+    con.commit()
+    con.close()
+    with persistqueue.SQLiteQueue(qpath, serializer=persistq.serializers.json) as q:
+        for _ in range(2):
+            with pytest.raises(persistq.SerializationError, match=f"item {bad}"):
+                q.get(raw=raw)
+            assert q.qsize() == 2
+        assert q.get(id=bad + 1) == "good"
+
+
+def test_lone_sync_calls_start_no_task_on_the_portal(qpath: str) -> None:
+    """Sequential sync puts and gets finish in the portal callback that received them (no asyncio task)."""
+    import asyncio
+
+    from persistq.sync import _portal
+
+    created: list[object] = []
+    with persistqueue.SQLiteQueue(qpath) as q:
+        portal = _portal._portal
+        assert portal is not None
+        factory_set = threading.Event()
+
+        def install() -> None:
+            def factory(loop: asyncio.AbstractEventLoop, coro: object, **kw: object) -> asyncio.Task[object]:
+                created.append(coro)
+                return asyncio.Task(coro, loop=loop, **kw)  # type: ignore[arg-type]
+
+            portal.loop.set_task_factory(factory)  # type: ignore[arg-type]
+            factory_set.set()
+
+        portal.loop.call_soon_threadsafe(install)
+        assert factory_set.wait(10)
+        for i in range(50):
+            assert q.put(i) > 0
+        assert [q.get() for _ in range(50)] == list(range(50))
+        with pytest.raises(persistq.Empty):
+            q.get(block=False)
+        portal.loop.call_soon_threadsafe(portal.loop.set_task_factory, None)
+    assert created == []

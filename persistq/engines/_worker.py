@@ -92,7 +92,14 @@ def _loop_has_ready_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
     # asyncio's base loop keeps callbacks due this iteration in `_ready`; a loop
     # without it is treated as busy (the batch is then gathered as usual).
     ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
+    if ready is None:
+        return True
+    for handle in ready:
+        # The loop's own self-pipe reader (queued when another thread woke the
+        # loop) never submits storage jobs: it cannot join a batch.
+        if not handle._cancelled and getattr(handle._callback, "__name__", "") != "_read_from_self":
+            return True
+    return False
 
 
 class Job(Generic[T]):
