@@ -133,6 +133,10 @@ class ServerEngine:
         """The server's process id when it runs on this machine (its CPU time counts as the benchmark's)."""
         return None
 
+    def db_error(self) -> type[BaseException]:
+        """The base class of its driver's errors."""
+        raise NotImplementedError
+
     def driver_name(self, spec: QueueSpec, q: Any) -> str:
         """The client driver queue ``q`` (of ``spec``) ended up using."""
         if spec.lib != PERSISTQ:
@@ -297,6 +301,12 @@ class MySQL(ServerEngine):
             f"innodb_flush_log_at_trx_commit={info['innodb_flush_log_at_trx_commit']}, "
             f"log_bin={info['log_bin']}, default isolation {info['isolation']}"
         )
+
+    def db_error(self) -> type[BaseException]:
+        """PyMySQL's ``MySQLError``."""
+        import pymysql
+
+        return pymysql.MySQLError  # type: ignore[no-any-return]
 
     def server_pid(self) -> int | None:
         """From ``PERSISTQ_MYSQL_PIDFILE`` (``scripts/mariadb.sh`` sets it)."""
