@@ -93,12 +93,15 @@ class ServerEngine:
         """The server's settings from the environment; ``None`` when it is not configured."""
         raise NotImplementedError
 
-    def persistq_kwargs(self, cfg: dict[str, Any], name: str) -> dict[str, Any]:
-        """Constructor keywords of persistq's queues on this server, tables named after ``name``."""
+    def persistq_args(self, cfg: dict[str, Any], name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Constructor arguments of persistq's queues on this server, tables named after ``name``.
+
+        Positional and keyword: a kind opened by URL takes it first (``SQLiteQueue(url, name=…)``).
+        """
         raise NotImplementedError
 
-    def peer_kwargs(self, cfg: dict[str, Any], name: str) -> dict[str, Any]:
-        """Constructor keywords of persist-queue's :attr:`peer_class`."""
+    def peer_args(self, cfg: dict[str, Any], name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Constructor arguments of persist-queue's :attr:`peer_class`."""
         raise NotImplementedError
 
     def connect(self, cfg: dict[str, Any]) -> Any:
@@ -171,13 +174,13 @@ class MySQL(ServerEngine):
             "database": env["DATABASE"],
         }
 
-    def persistq_kwargs(self, cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    def persistq_args(self, cfg: dict[str, Any], name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """persistq's MySQL queues take the settings by their own names."""
-        return {"name": name, **cfg}
+        return (), {"name": name, **cfg}
 
-    def peer_kwargs(self, cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    def peer_args(self, cfg: dict[str, Any], name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """persist-queue's ``MySQLQueue`` spells them ``passwd`` and ``db_name``."""
-        return {
+        return (), {
             "host": cfg["host"],
             "port": cfg["port"],
             "user": cfg["user"],
@@ -263,7 +266,8 @@ class MySQL(ServerEngine):
 
         import persistqueue.serializers.pickle as pq_pickle
 
-        persistqueue.MySQLQueue(**self.peer_kwargs(cfg, name))  # creates its table
+        args, kwargs = self.peer_args(cfg, name)
+        persistqueue.MySQLQueue(*args, **kwargs)  # creates its table
         conn = self.connect(cfg)
         try:
             now = time.time()
@@ -401,10 +405,8 @@ class QueueSpec:
         if self.engine:
             engine, cfg = self.server()
             name = where if isinstance(where, str) else fresh_name()
-            args = (
-                engine.persistq_kwargs(cfg, name) if self.lib == PERSISTQ else engine.peer_kwargs(cfg, name)
-            )
-            return cls(**args, **kw), (None if isinstance(where, str) else name)
+            args, kwargs = (engine.persistq_args if self.lib == PERSISTQ else engine.peer_args)(cfg, name)
+            return cls(*args, **kwargs, **kw), (None if isinstance(where, str) else name)
         assert isinstance(where, Path)
         if self.lib == DC:
             return cls(directory=str(where / "q"), **kw), None

@@ -430,12 +430,19 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
 # Each takes the driver, the open queue, the items and the case; returns the seconds of the timed phase.
 
 
-def _put(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
-    put = drv.put
+def _each(fn: Callable[[Any, Any], Any], q: Any, xs: Sequence[Any]) -> float:
     t0 = time.perf_counter()
-    for x in data:
-        put(q, x)
+    for x in xs:
+        fn(q, x)
     return time.perf_counter() - t0
+
+
+def _batches(data: list[Any]) -> list[list[Any]]:
+    return [data[i : i + BATCH] for i in range(0, len(data), BATCH)]
+
+
+def _put(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
+    return _each(drv.put, q, data)
 
 
 def _get(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
@@ -456,12 +463,7 @@ def _interleaved(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
 
 
 def _put_many(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
-    batches = [data[i : i + BATCH] for i in range(0, len(data), BATCH)]
-    put_many = drv.put_many
-    t0 = time.perf_counter()
-    for b in batches:
-        put_many(q, b)
-    return time.perf_counter() - t0
+    return _each(drv.put_many, q, _batches(data))
 
 
 def _get_many(drv: SyncDriver, q: Any, data: list[Any], case: Case) -> float:
@@ -531,11 +533,15 @@ SYNC_PHASES: dict[str, Callable[[SyncDriver, Any, list[Any], Case], float]] = {
 FILLED = ("get", "get_many")  # phases that start from a queue holding the items (filled untimed)
 
 
-async def _aput(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -> float:
+async def _aeach(fn: Callable[[Any, Any], Awaitable[Any]], q: Any, xs: Sequence[Any]) -> float:
     t0 = time.perf_counter()
-    for x in data:
-        await drv.put(q, x)
+    for x in xs:
+        await fn(q, x)
     return time.perf_counter() - t0
+
+
+async def _aput(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -> float:
+    return await _aeach(drv.put, q, data)
 
 
 async def _aget(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -> float:
@@ -554,10 +560,7 @@ async def _ainterleaved(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -
 
 
 async def _aput_many(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -> float:
-    t0 = time.perf_counter()
-    for i in range(0, len(data), BATCH):
-        await drv.put_many(q, data[i : i + BATCH])
-    return time.perf_counter() - t0
+    return await _aeach(drv.put_many, q, _batches(data))
 
 
 async def _aget_many(drv: AsyncDriver, q: Any, data: list[Any], case: Case) -> float:
@@ -1057,6 +1060,9 @@ def evaluate_targets(
     def add(target: str, measured: str, value: float | None, ok: bool | None, how: str) -> None:
         out.append({"target": target, "measured": measured, "value": value, "met": ok, "verdict": how})
 
+    def at_least(target: str, measured: str, value: float, r: float, bound: float) -> None:
+        add(target, measured, value, r >= bound, "met" if r >= bound else f"not met: {bound / r:.2f}x short")
+
     def versus(sid: str, peer_idx: int = 0) -> tuple[float | None, float | None]:
         s = by_sid.get(sid)
         if s is None or len(s.peers) <= peer_idx:
@@ -1095,12 +1101,8 @@ def evaluate_targets(
             o, p = versus(sid)
             if o and p:
                 r = p / o
-                add(
-                    "async sequential >= 3x persist-queue Async*",
-                    f"{backend}: {what}: {r:.2f}x",
-                    r,
-                    r >= 3,
-                    "met" if r >= 3 else f"not met: {3 / r:.2f}x short",
+                at_least(
+                    "async sequential >= 3x persist-queue Async*", f"{backend}: {what}: {r:.2f}x", r, r, 3
                 )
     # 3. 8 threads or 100 tasks putting durably >= 10x persist-queue SQLiteQueue with 8 threads
     pq8 = versus("threads-full-8-0")[1]
@@ -1113,13 +1115,8 @@ def evaluate_targets(
             o = ours_us(sid)
             if o:
                 r = pq8 / o
-                add(
-                    "8 threads / 100 tasks putting durably >= 10x persist-queue 8 threads",
-                    f"{what}: {r:.2f}x",
-                    r,
-                    r >= 10,
-                    "met" if r >= 10 else f"not met: {10 / r:.2f}x short",
-                )
+                target = "8 threads / 100 tasks putting durably >= 10x persist-queue 8 threads"
+                at_least(target, f"{what}: {r:.2f}x", r, r, 10)
     # 4. put_many / get_many >= 100,000 items/s durable
     for sid, what in (
         ("sync-SQLiteQueue-put_many", "sync SQLiteQueue put_many"),
@@ -1134,13 +1131,8 @@ def evaluate_targets(
         o = ours_us(sid)
         if o:
             rate = 1e6 / o
-            add(
-                "put_many / get_many >= 100,000 items/s durable",
-                f"{what}: {rate:,.0f} items/s",
-                rate / 100_000,
-                rate >= 100_000,
-                "met" if rate >= 100_000 else f"not met: {100_000 / rate:.2f}x short",
-            )
+            target = "put_many / get_many >= 100,000 items/s durable"
+            at_least(target, f"{what}: {rate:,.0f} items/s", rate / 100_000, rate, 100_000)
     # 4b. overhead in hand-offs (DESIGN §4): sync <= 1.25; async full <= 1.25, normal/off <= 0.35
     for sc_ in scenarios:
         ov = overhead(sc_, res)
@@ -1158,27 +1150,14 @@ def evaluate_targets(
             "met" if ov[0] <= bound else f"not met: {ov[0] - bound:.2f} hand-offs over",
         )
     # 4c. 8 threads sharing one sync queue, durable puts: >= 4x persist-queue with 8 threads
-    o, p = versus("threads-full-8-0")
-    if o and p:
-        r = p / o
-        add(
-            "8 threads putting durably >= 4x persist-queue SQLiteQueue with 8 threads",
-            f"{r:.2f}x",
-            r,
-            r >= 4,
-            "met" if r >= 4 else f"not met: {4 / r:.2f}x short",
-        )
     # 5. normal, 8 threads putting >= 2x diskcache Deque with 8 threads
-    o, p = versus("threads-normal-8-0")
-    if o and p:
-        r = p / o
-        add(
-            "durability=normal, 8 threads putting >= 2x diskcache Deque",
-            f"{r:.2f}x",
-            r,
-            r >= 2,
-            "met" if r >= 2 else f"not met: {2 / r:.2f}x short",
-        )
+    for sid, target, bound in (
+        ("threads-full-8-0", "8 threads putting durably >= 4x persist-queue SQLiteQueue with 8 threads", 4),
+        ("threads-normal-8-0", "durability=normal, 8 threads putting >= 2x diskcache Deque", 2),
+    ):
+        o, p = versus(sid)
+        if o and p:
+            at_least(target, f"{p / o:.2f}x", p / o, p / o, bound)
     # 6. get cost flat in queue length (1M vs 1k waiting); "flat" taken as <= 1.25x (noise)
     for cls_name in ("SQLiteQueue", "PriorityQueue"):
         small, large = ours_us(f"backlog-{cls_name}-1000"), ours_us(f"backlog-{cls_name}-{args.big}")
