@@ -19,6 +19,7 @@ import contextlib
 import os
 import pickle
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -262,8 +263,6 @@ class MySQL(ServerEngine):
 
     def peer_prefill(self, cfg: dict[str, Any], name: str, items: Sequence[Any]) -> None:
         """persist-queue has no ``put_many``: insert the rows its ``put`` writes (pickled item, time)."""
-        import time
-
         import persistqueue.serializers.pickle as pq_pickle
 
         args, kwargs = self.peer_args(cfg, name)
@@ -417,7 +416,7 @@ class QueueSpec:
     def empty_error(self) -> type[BaseException]:
         """What ``get`` raises when nothing comes."""
         if self.lib == PQ:
-            return persistqueue.Empty  # type: ignore[no-any-return]
+            return persistqueue.Empty
         return IndexError if self.lib == DC else persistq.Empty
 
 
@@ -549,8 +548,6 @@ def _dc_popleft(q: Any) -> Any:
 
 def _dc_try_popleft(q: Any) -> bool:
     # diskcache's popleft never blocks: consumers poll.
-    import time
-
     try:
         q.popleft()
     except IndexError:

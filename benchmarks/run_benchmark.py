@@ -405,19 +405,19 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
     # --- server engines (each configured one): the FIFO queue beside persist-queue's, if it has one
     for engine, _cfg in configured_engines():
         fifo, e = engine.fifo_class, engine.name
-        peer = pq(engine.peer_class, engine=e) if engine.peer_class else None
+        peer_spec = pq(engine.peer_class, engine=e) if engine.peer_class else None
         for op in ("put", "get"):
             row(
                 f"{e}-{SEQ[op]}",
                 f"{fifo}: {SEQ[op]}",
                 Case(ours(fifo, engine=e), op),
-                peer and Case(peer, op),
+                Case(peer_spec, op) if peer_spec else None,
             )
         row(
             f"{e}-threads",
             f"{fifo}: {workers('threads', THREADS, 0)}",
             par(ours(fifo, engine=e), THREADS, 0),
-            peer and par(peer, THREADS, 0),
+            par(peer_spec, THREADS, 0) if peer_spec else None,
         )
 
     for s in sc:
@@ -1506,7 +1506,8 @@ def main(argv: list[str] | None = None) -> int:
         write_chart(args.out_dir / "results.png", scenarios, res)
     except ImportError:
         print("matplotlib is not installed: no chart written", file=sys.stderr)
-    failed = [k for k, m in res.items() if m.error]
+    first_in = {c: s.title for s in reversed(scenarios) for c in [s.ours, *s.peers, *s.floors]}
+    failed = [f"{c.label} ({first_in[c]})" for c, m in res.items() if m.error]
     if failed:
         print(f"{len(failed)} case(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
