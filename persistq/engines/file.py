@@ -80,8 +80,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from .._runtime import Lock  # a real lock even under gevent/eventlet
 from ..errors import CorruptionError, QueueLocked, SerializerMismatch, StorageError
-from ._threads import Lock  # a real lock even under gevent/eventlet
 from ._worker import Job, Worker, checked_worker, run_job, stop_worker
 
 __all__ = (

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from .._runtime import green_library
 from ..errors import (
     InvalidName,
     ItemNotFound,
@@ -67,7 +68,6 @@ from ..errors import (
     SerializerMismatch,
     StorageError,
 )
-from ._threads import green_library
 from ._worker import NOT_NOW, Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 

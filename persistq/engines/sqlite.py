@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from .. import _runtime as threading
 from ..errors import (
     CorruptionError,
     InvalidName,
@@ -35,7 +36,6 @@ from ..errors import (
     SerializerMismatch,
     StorageError,
 )
-from . import _threads as threading
 from ._worker import NOT_NOW, Job, Worker, checked_worker, run_job, stop_worker, try_now
 
 __all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")

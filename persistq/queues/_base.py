@@ -19,8 +19,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ..engines._threads import Lock
-from ..engines._worker import NOT_NOW as NOT_NOW
+from .._runtime import NOT_NOW as NOT_NOW
+from .._runtime import Lock
 from ..errors import QueueClosed
 
 __all__ = ("Held", "HeldItems", "QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
