@@ -27,13 +27,17 @@ from .errors import SerializerMismatch as SerializerMismatch
 from .errors import StorageError as StorageError
 from .pdict import PDict as PDict
 from .queues._base import QueueStatistics as QueueStatistics
+from .queues.ack import AckQueue as AckQueue
 from .queues.ack import AckStatus as AckStatus
 from .queues.ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
+from .queues.ack import FILOAckQueue as FILOAckQueue
 from .queues.ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
 from .queues.ack import PriorityAckQueue as PriorityAckQueue
 from .queues.ack import SQLiteAckQueue as SQLiteAckQueue
 from .queues.ack import UniqueAckQ as UniqueAckQ
+from .queues.fifo import FIFOQueue as FIFOQueue
 from .queues.fifo import FIFOSQLiteQueue as FIFOSQLiteQueue
+from .queues.fifo import FILOQueue as FILOQueue
 from .queues.fifo import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues.fifo import SQLiteQueue as SQLiteQueue
 from .queues.file import Queue as Queue
@@ -51,6 +55,7 @@ AsyncUniqueQ = UniqueQ
 __version__ = "0.1.0"
 
 __all__ = (
+    "AckQueue",
     "AckStatus",
     "AsyncFIFOSQLiteQueue",
     "AsyncFILOSQLiteQueue",
@@ -59,8 +64,11 @@ __all__ = (
     "AsyncUniqueQ",
     "CorruptionError",
     "Empty",
+    "FIFOQueue",
     "FIFOSQLiteAckQueue",
     "FIFOSQLiteQueue",
+    "FILOAckQueue",
+    "FILOQueue",
     "FILOSQLiteAckQueue",
     "FILOSQLiteQueue",
     "Full",

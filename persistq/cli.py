@@ -236,7 +236,7 @@ def _sql_kinds() -> list[tuple[str, str, bool, str, bool]]:
     kinds = [
         (
             f"{c._TABLE_PREFIX}_",
-            c.__name__,
+            c.KIND_NAME,
             issubclass(c, ack.SQLiteAckQueue),
             c._ORDER,
             c._ASYNC_LEGACY_TABLE,
@@ -248,7 +248,7 @@ def _sql_kinds() -> list[tuple[str, str, bool, str, bool]]:
 
 
 def _classify(table: str, serializers: dict[str, str]) -> _Table | None:
-    from .engines.sqlite import _NAME
+    from .engines.base import NAME_PATTERN as _NAME
 
     for prefix, kind, is_ack, order, legacy in _sql_kinds():
         if table.startswith(prefix) and _NAME.fullmatch(table[len(prefix) :]):

@@ -1,9 +1,9 @@
-"""The persistent mapping: :class:`PDict`, a ``str``-keyed dict on SQLite.
+"""The persistent mapping: :class:`PDict`, a ``str``-keyed dict on SQLite or a database server.
 
 The async class lives here; :class:`persistq.sync.PDict` is its blocking twin
-and a real :class:`collections.abc.MutableMapping`. Storage is
-:class:`~persistq.engines.sqlite_dict.SQLiteDictStore` (bytes in, bytes out);
-this module validates keys and turns values into bytes and back.
+and a real :class:`collections.abc.MutableMapping`. Storage is a
+:class:`~persistq.engines.base.DictStore` chosen by the location (bytes in,
+bytes out); this module validates keys and turns values into bytes and back.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import anyio
 import anyio.lowlevel
 
 from . import serializers as _serializers
-from .engines.sqlite import Durability, validate_durability, validate_name
-from .engines.sqlite_dict import Entry, PageKind, SQLiteDictStore
+from .engines.base import DictStore, Durability, Entry, PageKind, validate_durability, validate_name
+from .engines.locations import Location, dict_store, parse_location
 from .errors import QueueClosed, SerializationError
 
 if TYPE_CHECKING:
@@ -118,8 +118,9 @@ class PDict:
 
     Args:
         path: an existing SQLite database file, else the directory of the
-            database (created owner-only if missing), or ``":memory:"``; as
-            :class:`~persistq.SQLiteQueue`'s ``path``.
+            database (created owner-only if missing), or ``":memory:"``, or a
+            server URL (``mysql://…``, ``postgresql://…``); as
+            :class:`~persistq.FIFOQueue`'s ``path``.
         name: the mapping's name; the table is ``dict_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``.
         multithreading: accepted for compatibility; every PDict is
@@ -143,7 +144,7 @@ class PDict:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str,
         multithreading: bool = False,
         *,
@@ -156,19 +157,21 @@ class PDict:
         self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-        self.path = os.fspath(path)
+        location = parse_location(path)
+        self.path = location.display
+        """Where the mapping is stored: the path, or the server URL without its password."""
         self.name = name
         self.multithreading = multithreading
         self.serializer = serializer
         self.durability = validate_durability(durability)
         self.timeout = float(timeout)
-        self._store = SQLiteDictStore(
-            self.path,
+        self._store: DictStore = dict_store(
+            location,
             name,
             _serializers.serializer_name(serializer),
-            db_file_name,
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
         self._state = "new"
         self._open_lock: anyio.Lock | None = None

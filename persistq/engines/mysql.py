@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from .._runtime import green_library
+from .._runtime import green_library, inline_allowed
 from ..errors import (
     InvalidName,
     ItemNotFound,
@@ -79,7 +79,6 @@ __all__ = (
     "MySQLEngine",
     "MySQLParams",
     "parse_dsn",
-    "twin_driver",
 )
 
 T = TypeVar("T")
@@ -87,18 +86,6 @@ T = TypeVar("T")
 Driver = Literal["auto", "aiomysql", "pymysql"]
 DRIVERS: tuple[Driver, ...] = ("auto", "aiomysql", "pymysql")
 """``auto``: aiomysql on asyncio when it is installed, PyMySQL on worker threads otherwise."""
-
-
-def twin_driver(driver: Driver) -> Driver:
-    """The driver a blocking twin runs on its private loop: ``"auto"`` means PyMySQL threads there.
-
-    Measured on loopback MariaDB 10.11 with 2 vCPUs, sync twin, one caller:
-    put 1,300-1,530/s and get 1,140-1,210/s on PyMySQL threads against
-    940-1,200/s and 710-800/s on aiomysql. The caller already waits in a
-    thread; a second thread with a blocking socket costs less than
-    aiomysql's protocol running as coroutines on the loop.
-    """
-    return "pymysql" if driver == "auto" else driver
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -356,6 +343,14 @@ class MySQLDatabase:
     def _choose_driver(self, blocking: bool) -> Driver:
         """aiomysql on asyncio when installed (and not in a gevent/eventlet process); else PyMySQL."""
         if self.driver == "pymysql":
+            return "pymysql"
+        if self.driver == "auto" and inline_allowed():
+            # The portal of persistq.sync. Measured on loopback MariaDB 10.11
+            # with 2 vCPUs, sync twin, one caller: put 1,300-1,530/s and get
+            # 1,140-1,210/s on PyMySQL threads against 940-1,200/s and
+            # 710-800/s on aiomysql. The caller already waits in a thread; a
+            # second thread with a blocking socket costs less than aiomysql's
+            # protocol running as coroutines on the loop.
             return "pymysql"
         library = None if blocking else _async_library()
         if library != "asyncio" or green_library() is not None:

@@ -17,17 +17,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from typing import Literal
 
 from ._worker import Job
+from .base import Entry, PageKind
 from .sqlite import _HAS_RETURNING, Durability, SQLiteDatabase, _quote, validate_name
 
 __all__ = ("Entry", "PageKind", "SQLiteDictStore")
-
-Entry = tuple[int, str, bytes]
-"""A stored entry: ``(rowid, key, data)``."""
-
-PageKind = Literal["keys", "items"]
 
 
 class SQLiteDictStore(SQLiteDatabase):

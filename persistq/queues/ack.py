@@ -25,17 +25,19 @@ import anyio.lowlevel
 
 from .. import serializers as _serializers
 from .._owner import new_owner, owner_alive
-from ..engines.sqlite import Durability
-from ..engines.sqlite_ack import ACK_FAILED, ACKED, AckRow, AckTableSpec, Claim, SQLiteAckEngine
+from ..engines.base import ACK_FAILED, ACKED, AckClaim, AckRow, AckStore, AckTableSpec, Durability
+from ..engines.locations import Location, ack_store
 from ..errors import Empty, ItemNotFound, SerializationError
 from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, make_deadline
-from .fifo import SQLiteQueue, _item_id
+from .fifo import FIFOQueue, _item_id
 from .priority import _check_priority
 from .unique import encode_canonical, unique_storage_forms
 
 __all__ = (
+    "AckQueue",
     "AckStatus",
     "FIFOSQLiteAckQueue",
+    "FILOAckQueue",
     "FILOSQLiteAckQueue",
     "PriorityAckQueue",
     "SQLiteAckQueue",
@@ -70,17 +72,20 @@ def _check_seconds(name: str, value: object, allow_none: bool = False) -> float 
     return float(value)
 
 
-class SQLiteAckQueue(SQLiteQueue):
-    """A persistent FIFO ack queue (async; asyncio and trio).
+class AckQueue(FIFOQueue):
+    """A persistent FIFO ack queue (async; asyncio and trio), on SQLite or a database server.
 
     ``get`` marks the item *in flight* (``AckStatus.unack``) and returns it;
     ``ack`` finishes it, ``nack`` gives it back, ``ack_failed`` fails it for
-    good. Drop-in for persist-queue's ``SQLiteAckQueue``
-    (table ``ack_queue_{name}``; its databases open in place).
+    good. Drop-in for persist-queue's ``SQLiteAckQueue`` (this class; table
+    ``ack_queue_{name}``; its databases open in place). On a server location
+    (``mysql://…``, ``postgresql://…``) leases and delays run on the
+    server's clock.
 
     Args:
         path, name, multithreading, timeout, serializer, db_file_name, maxsize,
-            durability, poll_interval: as :class:`~persistq.SQLiteQueue`.
+            durability, poll_interval: as :class:`~persistq.FIFOQueue` (``path``
+            a directory, an SQLite file or a server URL).
         auto_resume: at open, give back in-flight items whose lease expired or
             whose consumer process is gone (never those of a live consumer in
             another process).
@@ -94,12 +99,13 @@ class SQLiteAckQueue(SQLiteQueue):
             ones are deleted as new acks come (``0``: delete at once).
     """
 
+    KIND_NAME: ClassVar[str] = "SQLiteAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
     _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         auto_resume: bool = True,
         name: str = "default",
         multithreading: bool = False,
@@ -148,18 +154,18 @@ class SQLiteAckQueue(SQLiteQueue):
         self._by_identity: dict[int, int] = {}
 
     def _make_engine(self, db_file_name: str | None) -> Any:
-        return SQLiteAckEngine(
-            self.path,
-            db_file_name,
+        return ack_store(
+            self._location,
             AckTableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
             _serializers.serializer_name(self.serializer),
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
 
     @property
-    def _ack(self) -> SQLiteAckEngine:
-        engine: SQLiteAckEngine = self._engine  # type: ignore[assignment]
+    def _ack(self) -> AckStore:
+        engine: AckStore = self._engine  # type: ignore[assignment]
         return engine
 
     async def _recover(self) -> None:
@@ -259,7 +265,7 @@ class SQLiteAckQueue(SQLiteQueue):
         assert owner is not None
         while True:
             seen = self._getters.changes
-            claim: Claim = await self._ack.claim(
+            claim: AckClaim = await self._ack.claim(
                 n,
                 None if next_in_order else item_id,
                 item_id if next_in_order else None,
@@ -549,23 +555,35 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-FIFOSQLiteAckQueue = SQLiteAckQueue
+SQLiteAckQueue = AckQueue
+"""persist-queue's name for :class:`AckQueue` (on any engine, despite the name)."""
+FIFOSQLiteAckQueue = AckQueue
+"""persist-queue's other name for :class:`AckQueue`."""
 
 
-class FILOSQLiteAckQueue(SQLiteAckQueue):
-    """A persistent ack queue that delivers the newest item first (``ack_filo_queue_{name}``)."""
+class FILOAckQueue(AckQueue):
+    """A persistent ack queue that delivers the newest item first (``ack_filo_queue_{name}``).
 
+    persist-queue's ``FILOSQLiteAckQueue`` is this class.
+    """
+
+    KIND_NAME: ClassVar[str] = "FILOSQLiteAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_filo_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "filo"
 
 
-class UniqueAckQ(SQLiteAckQueue):
+FILOSQLiteAckQueue = FILOAckQueue
+"""persist-queue's name for :class:`FILOAckQueue`."""
+
+
+class UniqueAckQ(AckQueue):
     """An ack queue that ignores an item equal to one still waiting or in flight.
 
     Equality is by value at every depth (as :class:`~persistq.UniqueQ`);
     ``put`` returns ``None`` for a duplicate. Table ``ack_unique_queue_{name}``.
     """
 
+    KIND_NAME: ClassVar[str] = "UniqueAckQ"
     _TABLE_PREFIX: ClassVar[str] = "ack_unique_queue"
     _UNIQUE: ClassVar[bool] = True
 
@@ -592,13 +610,14 @@ class UniqueAckQ(SQLiteAckQueue):
         return await self._put_many(items, block, timeout, None)
 
 
-class PriorityAckQueue(SQLiteAckQueue):
+class PriorityAckQueue(AckQueue):
     """An ack queue delivering the lowest ``priority`` number first, FIFO among equals.
 
     Table ``ack_priority_queue_{name}`` (persistq's own; persist-queue has no
     priority ack queue). The next item is found through an index.
     """
 
+    KIND_NAME: ClassVar[str] = "PriorityAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_priority_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
 

@@ -1,9 +1,12 @@
-"""FIFO and FILO queues on SQLite: ``SQLiteQueue`` and ``FILOSQLiteQueue``.
+"""The FIFO and FILO queue kinds: ``FIFOQueue`` and ``FILOQueue``.
 
 The queue kind (order, waiting, ``maxsize``, task accounting, serialization)
-is composed with the SQLite engine, which stores bytes. A get claims its item
-with one atomic statement, so any number of queue objects, threads and
-processes can share one database file without duplicates or losses.
+is composed with a storage engine chosen by the location (a directory: SQLite;
+``mysql://…``, ``postgresql://…``: a server), which stores bytes. A get claims
+its item with one atomic operation, so any number of queue objects, threads
+and processes can share one database without duplicates or losses.
+persist-queue's names ``SQLiteQueue``, ``FIFOSQLiteQueue`` and
+``FILOSQLiteQueue`` are the same classes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
@@ -19,19 +22,24 @@ import anyio.lowlevel
 
 from .. import serializers as _serializers
 from .._owner import new_owner, owner_alive, release_owner
-from ..engines.sqlite import (
+from ..engines.base import (
     Durability,
+    QueueStore,
     Row,
-    SQLiteEngine,
     TableSpec,
+    Watchable,
     now,
     validate_durability,
     validate_name,
 )
+from ..engines.locations import Location as Location
+from ..engines.locations import parse_location, queue_store
 from ..errors import Empty, Full, QueueClosed, SerializationError
 from ._base import (
     DEFAULT_POLL_INTERVAL,
     NOT_NOW,
+    NOTIFIED_MAX_POLL_GAP,
+    SERVER_MAX_POLL_GAP,
     Continue,
     HeldItems,
     Key,
@@ -44,11 +52,12 @@ from ._base import (
     check_timeout,
     make_deadline,
     storage_cancel_point,
+    thread_safe_caller,
 )
 
-__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
+__all__ = ("FIFOQueue", "FIFOSQLiteQueue", "FILOQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
-_Q = TypeVar("_Q", bound="SQLiteQueue")
+_Q = TypeVar("_Q", bound="FIFOQueue")
 
 
 def _item_id(value: object) -> int | None:
@@ -62,15 +71,25 @@ def _item_id(value: object) -> int | None:
     return value
 
 
-class SQLiteQueue:
-    """A persistent FIFO queue in an SQLite database (async; asyncio and trio).
+class FIFOQueue:
+    """A persistent FIFO queue (async; asyncio and trio), on SQLite or a database server.
 
     Drop-in for persist-queue's ``SQLiteQueue`` and ``AsyncSQLiteQueue``
-    (whose database files open in place), plus ``maxsize``,
-    ``join``, ``put_many``/``get_many``, durability modes and ``async with``.
+    (whose database files open in place; ``SQLiteQueue`` is this class), plus
+    ``maxsize``, ``join``, ``put_many``/``get_many``, durability modes and
+    ``async with``.
 
     Args:
-        path: an existing SQLite database **file** (as persist-queue's
+        path: where the queue is stored. A server URL —
+            ``mysql://user:password@host:port/database`` (also ``mariadb://``,
+            the ``mysql`` extra) or ``postgresql://…`` (also ``postgres://``,
+            the ``postgres`` extra), optionally ``?table=NAME`` — stores it
+            in tables on that server, shared by every machine that can reach
+            it (``db_file_name`` does not apply; durability is the server's).
+            Any other ``scheme://`` raises ``ValueError``; a URL whose extra
+            is not installed raises
+            :class:`~persistq.errors.MissingDependencyError`.
+            Otherwise SQLite: an existing SQLite database **file** (as persist-queue's
             ``AsyncSQLiteQueue`` took) is used as the database. Anything else
             is a **directory**, created owner-only if missing, holding
             ``db_file_name`` (persist-queue's ``SQLiteQueue`` meaning): a new
@@ -80,7 +99,8 @@ class SQLiteQueue:
             directory and ``db_file_name``. ``":memory:"``: a private
             in-memory queue. A file that is not an SQLite database raises
             :class:`~persistq.errors.CorruptionError` at open.
-        name: the queue's name; the table is ``queue_{name}``. 1-64 ASCII
+        name: the queue's name (a URL's ``?table=`` gives it too); the table
+            is ``queue_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``. In a database holding
             persist-queue's async table (``queue``, ``filo_queue``,
             ``unique_queue``: no suffix; it ignored ``name``) and no
@@ -107,6 +127,8 @@ class SQLiteQueue:
             processes while a ``get``/``put`` waits.
     """
 
+    KIND_NAME: ClassVar[str] = "SQLiteQueue"
+    """The kind's persist-queue name, as tools (the CLI) show it."""
     _TABLE_PREFIX: ClassVar[str] = "queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
     _UNIQUE: ClassVar[bool] = False
@@ -115,7 +137,7 @@ class SQLiteQueue:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str = "default",
         multithreading: bool = False,
         timeout: float = 10.0,
@@ -127,11 +149,16 @@ class SQLiteQueue:
         durability: Durability = "full",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
+        location = parse_location(path)
+        if location.name is not None and name == "default":
+            name = location.name
         validate_name(name)
         self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-        self.path = os.fspath(path)
+        self._location = location
+        self.path = location.display
+        """Where the queue is stored: the path, or the server URL without its password."""
         self.name = name
         self.multithreading = multithreading
         self.timeout = float(timeout)
@@ -140,7 +167,7 @@ class SQLiteQueue:
         self.maxsize = check_maxsize(maxsize)
         self.durability = validate_durability(durability)
         self.poll_interval = check_poll_interval(poll_interval)
-        self._engine: SQLiteEngine = self._make_engine(db_file_name)
+        self._engine: QueueStore = self._make_engine(db_file_name)
         self._owner: str | None = None
         self._getters = Waiters()
         self._putters = Waiters()
@@ -156,19 +183,23 @@ class SQLiteQueue:
         # changes, up to _max_poll_gap, and drops back when something does.
         # Kinds on a shared server raise _max_poll_gap (see MySQLQueue).
         self._poll_gap = self._max_poll_gap = self.poll_interval / 2
+        if location.is_server:
+            # Polling costs a server round trip: back off further while idle.
+            self._max_poll_gap = max(self._max_poll_gap, SERVER_MAX_POLL_GAP)
+        self._unwatch: Callable[[], None] | None = None
 
-    def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
-        """Build the storage engine (a hook for kinds on other engines)."""
+    def _make_engine(self, db_file_name: str | None) -> QueueStore:
+        """Build the storage engine for this kind's table at the location."""
         # persist-queue's AsyncSQLiteQueue kinds used the bare prefix as table,
         # whatever their name: a default-named queue finds their items there.
         legacy = self._TABLE_PREFIX if self._ASYNC_LEGACY_TABLE and self.name == "default" else None
-        return SQLiteEngine(
-            self.path,
-            db_file_name,
+        return queue_store(
+            self._location,
             TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE, legacy),
             _serializers.serializer_name(self.serializer),
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
 
     # ----------------------------------------------------------- life cycle
@@ -211,7 +242,33 @@ class SQLiteQueue:
                 raise
             if not self.auto_commit:
                 self._owner = new_owner()
+            self._watch()
             self._state = "open"
+
+    def _watch(self) -> None:
+        """Wake waiters when the server notifies a change (engines with ``notifies``), instead of polling."""
+        engine = self._engine
+        if not (getattr(engine, "notifies", False) and isinstance(engine, Watchable)):
+            return
+        call = thread_safe_caller()
+        self._max_poll_gap = max(self._max_poll_gap, NOTIFIED_MAX_POLL_GAP)
+
+        def notified() -> None:
+            call(self._changed_elsewhere)
+
+        self._unwatch = engine.watch(notified)
+
+    def _changed_elsewhere(self) -> None:
+        # Another connection committed: every waiter tries again now.
+        self._poll_gap = self.poll_interval / 2
+        self._getters.wake_all()
+        self._putters.wake_all()
+        self._joiners.wake_all()
+
+    def _stop_watching(self) -> None:
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
 
     async def _recover(self) -> None:
         """At open: give back items whose holder is gone (a hook for other kinds)."""
@@ -227,6 +284,7 @@ class SQLiteQueue:
             return
         was_open = self._state == "open"
         self._state = "closed"
+        self._stop_watching()
         self._getters.wake_all()
         self._putters.wake_all()
         self._joiners.wake_all()
@@ -259,6 +317,7 @@ class SQLiteQueue:
     def __del__(self) -> None:
         if getattr(self, "_state", "closed") == "open" and self._engine.is_open:
             # Clean up before warning: a warnings filter may turn the warning into an error.
+            self._stop_watching()
             self._engine.close_nowait()
             if self._owner is not None:
                 release_owner(self._owner)
@@ -414,7 +473,7 @@ class SQLiteQueue:
         if ids is NOT_NOW or ids is None:  # None: full; the async path waits for room
             return NOT_NOW  # type: ignore[no-any-return]
         self._getters.wake(sum(i is not None for i in ids))
-        return ids
+        return ids  # type: ignore[no-any-return]
 
     def _put_now(self, item: Any, block: bool = True, timeout: float | None = None) -> Any:
         """:meth:`put` without waiting, or ``NOT_NOW``."""
@@ -734,14 +793,23 @@ class SQLiteQueue:
         )
 
 
-FIFOSQLiteQueue = SQLiteQueue
+SQLiteQueue = FIFOQueue
+"""persist-queue's name for :class:`FIFOQueue` (on any engine, despite the name)."""
+FIFOSQLiteQueue = FIFOQueue
+"""persist-queue's other name for :class:`FIFOQueue`."""
 
 
-class FILOSQLiteQueue(SQLiteQueue):
-    """A persistent last-in, first-out queue (table ``filo_queue_{name}``).
+class FILOQueue(FIFOQueue):
+    """A persistent last-in, first-out queue (table ``filo_queue_{name}``), on any engine.
 
-    Same API as :class:`SQLiteQueue`; ``get`` returns the newest item.
+    Same API as :class:`FIFOQueue`; ``get`` returns the newest item.
+    persist-queue's ``FILOSQLiteQueue`` is this class.
     """
 
+    KIND_NAME: ClassVar[str] = "FILOSQLiteQueue"
     _TABLE_PREFIX: ClassVar[str] = "filo_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "filo"
+
+
+FILOSQLiteQueue = FILOQueue
+"""persist-queue's name for :class:`FILOQueue`."""

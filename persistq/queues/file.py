@@ -23,7 +23,10 @@ import anyio
 import anyio.lowlevel
 
 from .. import serializers as _serializers
-from ..engines.file import Durability, FileEngine, Position, Record, Skipped, validate_durability
+from ..engines.file import Durability as Durability
+from ..engines.file import FileEngine, Position, Record, validate_durability
+from ..engines.file import Skipped as Skipped
+from ..engines.locations import parse_location
 from ..errors import Empty, Full, QueueClosed, QueueLocked, SerializationError
 from ._base import (
     HeldItems,
@@ -116,6 +119,12 @@ class Queue:
         if on_corruption not in ("raise", "quarantine"):
             raise ValueError(f"on_corruption must be 'raise' or 'quarantine', not {on_corruption!r}")
         self.path = os.fspath(path)
+        location = parse_location(self.path)
+        if location.is_server:
+            raise ValueError(
+                f"the file Queue stores its items in a directory, not at {location.display}: "
+                "use FIFOQueue (or another SQL kind) for a server location"
+            )
         self.maxsize = check_maxsize(maxsize)
         self.chunksize = chunksize
         self.tempdir = tempdir

@@ -1,7 +1,7 @@
 """``MySQLAckQueue``: the ack queue kind composed with the MySQL / MariaDB ack engine.
 
 Leases, attempts, dead letters, ``nack(delay=…)``, ``extend`` and the
-acked-row bound are :class:`~persistq.queues.ack.SQLiteAckQueue`'s, unchanged;
+acked-row bound are :class:`~persistq.queues.ack.AckQueue`'s, unchanged;
 the constructor is :class:`~persistq.queues.mysql.MySQLQueue`'s plus the ack
 keywords, and the engine is :class:`~persistq.engines.mysql_ack.MySQLAckEngine`.
 """
@@ -11,18 +11,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
+from ..engines.base import Durability
 from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
-from ..engines.mysql_ack import MySQLAckEngine
-from ..engines.sqlite import Durability
-from ..engines.sqlite_ack import AckTableSpec
+from ..engines.mysql_location import resolve_mysql_target
 from ._base import DEFAULT_POLL_INTERVAL
-from .ack import SQLiteAckQueue
-from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes, resolve_mysql_target
+from .ack import AckQueue
+from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes
 
 __all__ = ("MySQLAckQueue",)
 
 
-class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
+class MySQLAckQueue(MySQLAttributes, AckQueue):
     """A persistent FIFO ack queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     The ack API of :class:`~persistq.SQLiteAckQueue` (``get`` → ``ack`` /
@@ -57,6 +56,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             ones are deleted as new acks come (``0``: delete at once).
     """
 
+    KIND_NAME: ClassVar[str] = "MySQLAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
 
     def __init__(
@@ -104,9 +104,8 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             timeout=timeout,
             driver=driver,
         )
-        self._take_target(target)
         super().__init__(
-            self._params.safe_dsn,
+            self._location_of(target),
             auto_resume,
             target.name,
             False,
@@ -123,16 +122,6 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
         )
         self._adopt_target(target, self._TABLE_PREFIX)
         self._set_max_poll_interval(max_poll_interval)
-
-    def _make_engine(self, db_file_name: str | None) -> Any:
-        return MySQLAckEngine(
-            self._params,
-            AckTableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
-            _serializers.serializer_name(self.serializer),
-            pool_size=self._pool_size,
-            lock_timeout=self.timeout,
-            driver=self._driver,
-        )
 
     async def shrink_disk_usage(self) -> None:
         """Rebuild the table to give free space back to the server (``OPTIMIZE TABLE``)."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from ._base import NOT_NOW
-from .fifo import SQLiteQueue
+from .fifo import FIFOQueue
 
 __all__ = ("PriorityQueue",)
 
@@ -19,7 +19,7 @@ def _check_priority(priority: object) -> int:
     return priority
 
 
-class PriorityQueue(SQLiteQueue):
+class PriorityQueue(FIFOQueue):
     """A persistent priority queue: the lowest ``priority`` number comes out first.
 
     Among equal priorities, items come out in the order they were put (by
@@ -28,9 +28,10 @@ class PriorityQueue(SQLiteQueue):
     items waiting as with a thousand. Table ``priority_queue_{name}``
     (persist-queue's; the index is added to existing tables).
 
-    Everything else is :class:`SQLiteQueue`.
+    Everything else is :class:`FIFOQueue`.
     """
 
+    KIND_NAME: ClassVar[str] = "PriorityQueue"
     _TABLE_PREFIX: ClassVar[str] = "priority_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
     _ASYNC_LEGACY_TABLE: ClassVar[bool] = False

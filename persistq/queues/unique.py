@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from ..serializers import Codec
-from .fifo import SQLiteQueue
+from .fifo import FIFOQueue
 
 __all__ = ("UniqueQ", "encode_canonical", "legacy_encoding", "unique_storage_forms")
 
@@ -64,7 +64,7 @@ def unique_storage_forms(
     return stored, alts
 
 
-class UniqueQ(SQLiteQueue):
+class UniqueQ(FIFOQueue):
     """A persistent FIFO queue that ignores an item equal to one still waiting.
 
     Equality is by value at every depth: dicts that differ only in key order,
@@ -73,9 +73,10 @@ class UniqueQ(SQLiteQueue):
     can be put again. Table ``unique_queue_{name}`` (persist-queue's).
 
     ``put`` returns the new item's id, or ``None`` when an equal item is
-    waiting (nothing is stored then). Everything else is :class:`SQLiteQueue`.
+    waiting (nothing is stored then). Everything else is :class:`FIFOQueue`.
     """
 
+    KIND_NAME: ClassVar[str] = "UniqueQ"
     _TABLE_PREFIX: ClassVar[str] = "unique_queue"
     _UNIQUE: ClassVar[bool] = True
 

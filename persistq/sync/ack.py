@@ -7,30 +7,38 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
 from ..queues.ack import _DEFAULT, AckStatus
-from ..queues.ack import FILOSQLiteAckQueue as _AsyncFILOSQLiteAckQueue
+from ..queues.ack import AckQueue as _AsyncAckQueue
+from ..queues.ack import FILOAckQueue as _AsyncFILOAckQueue
 from ..queues.ack import PriorityAckQueue as _AsyncPriorityAckQueue
-from ..queues.ack import SQLiteAckQueue as _AsyncSQLiteAckQueue
 from ..queues.ack import UniqueAckQ as _AsyncUniqueAckQ
-from .queues import SQLiteQueue, _PriorityPuts, _UniquePuts
+from ..queues.fifo import Location
+from .queues import FIFOQueue, _PriorityPuts, _UniquePuts
 
-__all__ = ("FIFOSQLiteAckQueue", "FILOSQLiteAckQueue", "PriorityAckQueue", "SQLiteAckQueue", "UniqueAckQ")
+__all__ = (
+    "AckQueue",
+    "FIFOSQLiteAckQueue",
+    "FILOAckQueue",
+    "FILOSQLiteAckQueue",
+    "PriorityAckQueue",
+    "SQLiteAckQueue",
+    "UniqueAckQ",
+)
 
 
-class SQLiteAckQueue(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.SQLiteAckQueue`.
+class AckQueue(FIFOQueue):
+    """Blocking, thread-safe twin of :class:`persistq.AckQueue` (persist-queue's ``SQLiteAckQueue``).
 
     A drop-in for persist-queue's ``SQLiteAckQueue``; see the async class for
     leases, attempts and dead letters.
     """
 
-    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteAckQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncAckQueue
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         auto_resume: bool = True,
         name: str = "default",
         multithreading: bool = False,
@@ -179,22 +187,29 @@ class SQLiteAckQueue(SQLiteQueue):
         return self._call("active_size")  # type: ignore[no-any-return]
 
 
-FIFOSQLiteAckQueue = SQLiteAckQueue
+SQLiteAckQueue = AckQueue
+"""persist-queue's name for :class:`AckQueue`."""
+FIFOSQLiteAckQueue = AckQueue
+"""persist-queue's other name for :class:`AckQueue`."""
 
 
-class FILOSQLiteAckQueue(SQLiteAckQueue):
-    """Blocking twin of :class:`persistq.FILOSQLiteAckQueue` (newest first)."""
+class FILOAckQueue(AckQueue):
+    """Blocking twin of :class:`persistq.FILOAckQueue` (newest first)."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteAckQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOAckQueue
 
 
-class UniqueAckQ(_UniquePuts, SQLiteAckQueue):  # type: ignore[misc]  # put returns None for a duplicate
+FILOSQLiteAckQueue = FILOAckQueue
+"""persist-queue's name for :class:`FILOAckQueue`."""
+
+
+class UniqueAckQ(_UniquePuts, AckQueue):  # type: ignore[misc]  # put returns None for a duplicate
     """Blocking twin of :class:`persistq.UniqueAckQ` (no duplicate live items)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueAckQ
 
 
-class PriorityAckQueue(_PriorityPuts, SQLiteAckQueue):  # type: ignore[misc]  # put takes a priority
+class PriorityAckQueue(_PriorityPuts, AckQueue):  # type: ignore[misc]  # put takes a priority
     """Blocking twin of :class:`persistq.PriorityAckQueue` (lowest number first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncPriorityAckQueue

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.file import Durability, Skipped
 from ..queues._base import QueueStatistics
-from ..queues.file import OnCorruption
+from ..queues.file import Durability, OnCorruption, Skipped
 from ..queues.file import Queue as _AsyncQueue
 from .queues import _SyncTwin, _thread_key
 

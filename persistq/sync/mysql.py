@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, Driver, twin_driver
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
-from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POOL_SIZE, Driver
 from ..queues.mysql import MySQLQueue as _AsyncMySQLQueue
 from .queues import SQLiteQueue
 
@@ -36,7 +34,7 @@ class _MySQLTwinAttributes:
         self.table_name: str = q.table_name
         self.charset: str = q.charset
         self.pool_size: int = q.pool_size
-        self.driver: str = driver  # as asked; "auto" runs PyMySQL threads here (twin_driver)
+        self.driver: str = driver  # as asked; "auto" runs PyMySQL threads here (see MySQLDatabase)
         self.timeout: float = q.timeout
         self.serializer: Any = q.serializer
         self.maxsize: int = q.maxsize
@@ -99,7 +97,7 @@ class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
-            driver=twin_driver(driver),
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,

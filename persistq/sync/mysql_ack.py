@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, Driver, twin_driver
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
-from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POOL_SIZE, Driver
 from ..queues.mysql_ack import MySQLAckQueue as _AsyncMySQLAckQueue
 from .ack import SQLiteAckQueue
 from .mysql import _MySQLTwinAttributes
@@ -78,7 +76,7 @@ class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
-            driver=twin_driver(driver),
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,

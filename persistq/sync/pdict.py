@@ -12,9 +12,9 @@ from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Mu
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
 from ..pdict import MISSING, pairs_of
 from ..pdict import PDict as _AsyncPDict
+from ..queues._base import Durability
 from .queues import _SyncTwin
 
 if TYPE_CHECKING:

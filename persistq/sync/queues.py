@@ -16,16 +16,24 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
 from ..errors import QueueClosed
-from ..queues._base import DEFAULT_POLL_INTERVAL, QueueStatistics
-from ..queues.fifo import FILOSQLiteQueue as _AsyncFILOSQLiteQueue
-from ..queues.fifo import SQLiteQueue as _AsyncSQLiteQueue
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability, QueueStatistics
+from ..queues.fifo import FIFOQueue as _AsyncFIFOQueue
+from ..queues.fifo import FILOQueue as _AsyncFILOQueue
+from ..queues.fifo import Location
 from ..queues.priority import PriorityQueue as _AsyncPriorityQueue
 from ..queues.unique import UniqueQ as _AsyncUniqueQ
 from . import _portal
 
-__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "PriorityQueue", "SQLiteQueue", "UniqueQ")
+__all__ = (
+    "FIFOQueue",
+    "FIFOSQLiteQueue",
+    "FILOQueue",
+    "FILOSQLiteQueue",
+    "PriorityQueue",
+    "SQLiteQueue",
+    "UniqueQ",
+)
 
 
 _Twin = TypeVar("_Twin", bound="_SyncTwin")
@@ -142,23 +150,24 @@ class _SyncTwin:
         return f"<persistq.sync.{type(self).__name__} {self._q!r}>"
 
 
-class SQLiteQueue(_SyncTwin):
-    """Blocking, thread-safe twin of :class:`persistq.SQLiteQueue` (FIFO).
+class FIFOQueue(_SyncTwin):
+    """Blocking, thread-safe twin of :class:`persistq.FIFOQueue` (persist-queue's ``SQLiteQueue``).
 
     A drop-in for persist-queue's ``SQLiteQueue``: same constructor and
     methods, safe from any number of threads (``multithreading`` is accepted
     and not needed), plus ``maxsize``, ``join``, ``put_many``/``get_many``,
     durability modes, ``close()`` and ``with``. ``path`` is a directory
     (created if missing, also when it ends in ``.db``) or an existing SQLite
-    database file. The constructor opens the database, so a bad path fails
-    here. See the async class for each parameter.
+    database file, or a server URL (``mysql://…``, ``postgresql://…``). The
+    constructor opens the storage, so a bad path fails here. See the async
+    class for each parameter.
     """
 
-    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFIFOQueue
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str = "default",
         multithreading: bool = False,
         timeout: float = 10.0,
@@ -298,13 +307,20 @@ class SQLiteQueue(_SyncTwin):
         return self._q.statistics()  # type: ignore[no-any-return]
 
 
-FIFOSQLiteQueue = SQLiteQueue
+SQLiteQueue = FIFOQueue
+"""persist-queue's name for :class:`FIFOQueue`."""
+FIFOSQLiteQueue = FIFOQueue
+"""persist-queue's other name for :class:`FIFOQueue`."""
 
 
-class FILOSQLiteQueue(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.FILOSQLiteQueue` (newest first)."""
+class FILOQueue(FIFOQueue):
+    """Blocking, thread-safe twin of :class:`persistq.FILOQueue` (newest first)."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOQueue
+
+
+FILOSQLiteQueue = FILOQueue
+"""persist-queue's name for :class:`FILOQueue`."""
 
 
 class _UniquePuts(_SyncTwin):
@@ -343,13 +359,13 @@ class _PriorityPuts(_SyncTwin):
         return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]
 
 
-class UniqueQ(_UniquePuts, SQLiteQueue):  # type: ignore[misc]  # put returns None for a duplicate
+class UniqueQ(_UniquePuts, FIFOQueue):  # type: ignore[misc]  # put returns None for a duplicate
     """Blocking, thread-safe twin of :class:`persistq.UniqueQ` (no duplicate waiting items)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueQ
 
 
-class PriorityQueue(_PriorityPuts, SQLiteQueue):  # type: ignore[misc]  # put takes a priority
+class PriorityQueue(_PriorityPuts, FIFOQueue):  # type: ignore[misc]  # put takes a priority
     """Blocking, thread-safe twin of :class:`persistq.PriorityQueue` (lowest number first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncPriorityQueue
