@@ -1,8 +1,9 @@
 """``MySQLQueue``: the FIFO queue kind composed with the MySQL / MariaDB engine.
 
 Waiting, ``maxsize``, task accounting, ``auto_commit=False`` and
-serialization are :class:`~persistq.queues.fifo.SQLiteQueue`'s, unchanged;
-only the engine differs (:class:`~persistq.engines.mysql.MySQLEngine`).
+serialization are :class:`~persistq.queues.fifo.FIFOQueue`'s, unchanged:
+this class only keeps persist-queue's constructor; the engine comes from the
+``mysql://`` location like any kind's.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Leases, attempts, dead letters, ``nack(delay=…)``, ``extend`` and the
 acked-row bound are :class:`~persistq.queues.ack.AckQueue`'s, unchanged;
 the constructor is :class:`~persistq.queues.mysql.MySQLQueue`'s plus the ack
-keywords, and the engine is :class:`~persistq.engines.mysql_ack.MySQLAckEngine`.
+keywords; the engine comes from the ``mysql://`` location like any kind's.
 """
 
 from __future__ import annotations
