@@ -56,7 +56,8 @@ def _drop_mysql(env: dict[str, str], marker: str) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE %s",
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name LIKE %s",
                 (env["database"], f"%{marker}%"),
             )
             tables = [r[0] for r in cur.fetchall()]

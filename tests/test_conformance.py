@@ -1,4 +1,4 @@
-"""The conformance suite: every queue kind and PDict behaves the same on every engine, on asyncio, trio and sync.
+"""The conformance suite: every kind and PDict behaves the same on every engine (asyncio, trio, sync).
 
 Each test runs once per engine in ``tests/_engines.py`` (SQLite, MySQL/MariaDB,
 PostgreSQL), for every kind it applies to; the location is all that differs.
@@ -115,7 +115,9 @@ async def test_unique_kinds_store_one_copy(kind: Kind, where: Place) -> None:
         assert isinstance(await q.put({"a": 1, "b": [1, 2]}), int)
         assert await q.put({"b": [1, 2], "a": 1}) is None
         ids = await q.put_many(["x", "x", "y"])
-        assert ids[1] is None and ids[0] is not None and ids[2] is not None
+        assert ids[1] is None
+        assert ids[0] is not None
+        assert ids[2] is not None
         assert await q.qsize() == 3
         assert await drain(kind, q) == [{"a": 1, "b": [1, 2]}, "x", "y"]
         assert isinstance(await q.put("x"), int)  # gone items may come again
@@ -283,7 +285,7 @@ def test_sync_pdict(where: Place) -> None:
     [persistq.FIFOQueue, persistq.UniqueQ, persistq.AckQueue, persistq.PriorityAckQueue, persistq.PDict],
 )
 def test_unknown_scheme_is_refused(cls: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A URL with an unknown scheme raises ValueError and creates no directory (never a path named 'redis:')."""
+    """A URL with an unknown scheme raises ValueError and creates no directory named 'redis:'."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="unknown location scheme 'redis://'"):
         cls("redis://localhost:6379/0", "x") if cls is persistq.PDict else cls("redis://localhost:6379/0")
@@ -311,7 +313,8 @@ def test_missing_extra_is_named() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("OK") and "persistq[mysql]" in out.stdout
+    assert out.stdout.startswith("OK")
+    assert "persistq[mysql]" in out.stdout
 
 
 @pytest.mark.parametrize("engine", ["mysql", "postgresql"])
@@ -320,5 +323,6 @@ def test_server_url_password_stays_out_of_attributes(engine: str) -> None:
     pytest.importorskip("pymysql" if engine == "mysql" else "psycopg")
     q = persistq.FIFOQueue(f"{engine}://user:pa55word@127.0.0.1:1/db?table=jobs")
     assert q.name == "jobs"
-    assert "pa55word" not in q.path and "pa55word" not in repr(q)
+    assert "pa55word" not in q.path
+    assert "pa55word" not in repr(q)
     assert q.path.startswith(engine)
