@@ -15,6 +15,7 @@ from .. import serializers as _serializers
 from ..pdict import MISSING, pairs_of
 from ..pdict import PDict as _AsyncPDict
 from ..queues._base import Durability
+from ..queues.fifo import Location
 from .queues import _SyncTwin
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str,
         multithreading: bool = False,
         *,
