@@ -751,6 +751,21 @@ class MySQLDatabase:
         finally:
             conn._read_timeout = saved
 
+    def _tables(self) -> tuple[str, ...]:
+        """The quoted names of the tables :meth:`vacuum` rebuilds."""
+        raise NotImplementedError
+
+    def _optimize(self, slot: _Slot) -> None:
+        self._optimize_tables(slot, self._tables())
+
+    async def vacuum(self) -> None:
+        """Rebuild the tables to give free space back (``OPTIMIZE TABLE``).
+
+        InnoDB rebuilds a table online; with ``innodb_file_per_table`` (the
+        default) the file shrinks.
+        """
+        await self._run(self._optimize, kind="bare")
+
     def _table_columns(self, cur: Any, table: str) -> dict[str, str]:
         cur.execute(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
@@ -1141,17 +1156,6 @@ class MySQLQueueTable(MySQLDatabase):
 
     def _tables(self) -> tuple[str, ...]:
         return (self._t,)
-
-    def _optimize(self, slot: _Slot) -> None:
-        self._optimize_tables(slot, self._tables())
-
-    async def vacuum(self) -> None:
-        """Rebuild the tables to give free space back (``OPTIMIZE TABLE``).
-
-        InnoDB rebuilds a table online; with ``innodb_file_per_table`` (the
-        default) the file shrinks.
-        """
-        await self._run(self._optimize, kind="bare")
 
 
 class MySQLEngine(MySQLQueueTable):
