@@ -1116,14 +1116,26 @@ class MySQLQueueTable(MySQLDatabase):
         """The columns a put writes: data, timestamp, ``fixed``, then priority and hash where used."""
         return ("data", "timestamp", *fixed) + ("priority",) * self._prio + ("data_hash",) * self._unique
 
-    def _lock_bounded(self, cur: Any) -> None:
-        """Wait for the table's lock row: bounded puts of all processes take turns on it,
-        so two of them cannot both see room for one item."""
-        cur.execute(
-            "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE",
-            (self.label,),
-        )
-        cur.fetchall()
+    def _sql_waiting(self, cur: Any) -> int:
+        """How many items count against ``maxsize``."""
+        raise NotImplementedError
+
+    def _room(self, cur: Any, n: int, maxsize: int) -> bool:
+        """Start a put of ``n`` items: whether they fit in ``maxsize`` (0: no bound).
+
+        Bounded puts of all processes take turns on the table's lock row in
+        ``persistq_meta``, so two of them cannot both see room for one item.
+        So do puts of several items on a unique table: two such puts inserting
+        equal items in different orders would each wait for the other's
+        uncommitted row (a deadlock, in every retry while producers overlap).
+        """
+        if maxsize > 0 or (self._unique and n > 1):
+            cur.execute(
+                "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE",
+                (self.label,),
+            )
+            cur.fetchall()
+        return maxsize <= 0 or self._sql_waiting(cur) + n <= maxsize
 
     def _set_data(self, cur: Any, table: str, item_id: int, data: bytes) -> int:
         """``UPDATE`` one row's data (and hash, on a unique table); return how many rows matched."""
@@ -1250,12 +1262,8 @@ class MySQLEngine(MySQLQueueTable):
     # ------------------------------------------------------------ the operations
 
     def _sql_put(self, cur: Any, items: Sequence[NewRow], maxsize: int) -> list[int | None] | None:
-        if maxsize > 0:
-            self._lock_bounded(cur)
-            cur.execute(f"SELECT COUNT(*) FROM {self._t}")
-            (n,) = cur.fetchone()
-            if n + len(items) > maxsize:
-                return None
+        if not self._room(cur, len(items), maxsize):
+            return None
         rows = [self._new_values(data, ts, priority) for data, ts, priority in items]
         return _insert_rows(cur, self._server, self._t, self._put_columns(), rows, self._unique)
 
@@ -1412,6 +1420,8 @@ class MySQLEngine(MySQLQueueTable):
     def _sql_count(self, cur: Any) -> int:
         cur.execute(f"SELECT COUNT(*) FROM {self._t}")
         return int(cur.fetchone()[0])
+
+    _sql_waiting = _sql_count
 
     async def count(self) -> int:
         """Number of items waiting (not counting pending ones), committed by anyone."""

@@ -87,6 +87,11 @@ _Before = tuple[int, int, int, "float | None", "str | None", "float | None"]
 _Probe = tuple[float, bool, bool, "float | None", "float | None"]
 
 
+def _finished(found: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The ids of the ``(_id, status)`` rows that are acked or failed."""
+    return [int(r[0]) for r in found if int(r[1]) in (ACKED, ACK_FAILED)]
+
+
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -199,10 +204,8 @@ class MySQLAckEngine(MySQLQueueTable):
         maxsize: int,
         alts: Sequence[bytes | None] | None = None,
     ) -> list[int | None] | None:
-        if maxsize > 0:
-            self._lock_bounded(cur)
-            if self._sql_waiting(cur) + len(items) > maxsize:
-                return None
+        if not self._room(cur, len(items), maxsize):
+            return None
         columns = self._put_columns("status")
         rows = [self._new_values(data, ts, priority, INITED) for data, ts, priority in items]
         ids = _insert_rows(cur, self._server, self._t, columns, rows, self._unique)
@@ -212,11 +215,13 @@ class MySQLAckEngine(MySQLQueueTable):
             # ones are gone, so the put keeps its order and the ids ascend.
             hashes = list(dict.fromkeys(r[-1] for r, i in zip(rows, ids, strict=True) if i is None))
             t = self._t
-            finished = [
-                int(r[0])
-                for r in _select_ids(cur, t, f"{t}._id, status", hashes, " FOR UPDATE", column="data_hash")
-                if int(r[1]) in (ACKED, ACK_FAILED)
-            ]
+            # Read without a lock first: the equal rows are live nearly always,
+            # and locking them would make this put wait for (and deadlock
+            # with) the consumers and producers working on them.
+            finished = _finished(_select_ids(cur, t, f"{t}._id, status", hashes, column="data_hash"))
+            if finished:
+                # Locked, then looked at again: they may have changed since.
+                finished = _finished(_select_ids(cur, t, f"{t}._id, status", finished, " FOR UPDATE"))
             if finished:
                 _delete_ids(cur, t, sorted(finished + [i for i in ids if i is not None]))
                 ids = _insert_rows(cur, self._server, t, columns, rows, True)
