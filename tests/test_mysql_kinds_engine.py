@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -637,6 +637,30 @@ async def test_dict_entries_outlive_the_store_and_keep_their_serializer(
         assert [(k, v) for _, k, v in await d.page("items", None, None)] == [("one", b"1"), ("two", b"2")]
     with pytest.raises(SerializerMismatch):
         await MySQLDictStore(params, table, "pickle").open()
+
+
+@pytest.mark.anyio
+async def test_dict_data_version_changes_with_every_commit_of_another_store(
+    params: MySQLParams, table: str
+) -> None:
+    """data_version moves on a new key, a replaced value (same length), a pop and a clear by another store."""
+    async with (
+        opened(MySQLDictStore(params, table, "pickle")) as d1,
+        opened(MySQLDictStore(params, table, "pickle")) as d2,
+    ):
+        seen = [await d1.data_version()]
+        assert await d1.data_version() == seen[0]
+        changes: list[Callable[[], Awaitable[object]]] = [
+            lambda: d2.set("a", b"1"),
+            lambda: d2.set("b", b"2"),
+            lambda: d2.set("a", b"3"),
+            lambda: d2.pop("a"),
+            d2.clear,
+        ]
+        for change in changes:
+            await change()
+            seen.append(await d1.data_version())
+            assert seen[-1] != seen[-2]
 
 
 # ------------------------------------------------------------ multi-process

@@ -2,7 +2,7 @@
 
 The same storage interface as :class:`~persistq.engines.sqlite_dict.SQLiteDictStore`
 (``get``/``set``/``pop``/``delete``/``popitem``/``setdefault``/``contains``/
-``count``/``page``/``clear``/``update``/``vacuum``), so the mapping kind
+``count``/``page``/``clear``/``update``/``data_version``/``vacuum``), so the mapping kind
 composes with either. The connection pool, retries, error translation and
 password hygiene are :class:`~persistq.engines.mysql.MySQLDatabase`'s.
 
@@ -329,6 +329,21 @@ class MySQLDictStore(MySQLDatabase):
         """
         encoded = [(_stored_key(k), v) for k, v in pairs]
         await self._run(self._sql_update, encoded)
+
+    def _sql_data_version(self, cur: Any) -> int:
+        cur.execute(
+            f"SELECT COUNT(*), MAX(seq), BIT_XOR(CRC32(CONCAT(seq, ':', k, ':', COALESCE(data, '')))) "
+            f"FROM {self._t}"
+        )
+        return hash(tuple(str(v) for v in cur.fetchone()))
+
+    async def data_version(self) -> int:
+        """A number that changes when anyone commits a change to the mapping.
+
+        InnoDB keeps no cheap change counter, so this reads the whole table (a
+        checksum of every entry); :class:`~persistq.PDict` never calls it.
+        """
+        return await self._run(self._sql_data_version, kind="read")
 
     def _tables(self) -> tuple[str, ...]:
         return (self._t,)
