@@ -1,4 +1,4 @@
-"""Every kind on a server engine, as users run it: several consumer processes, and a consumer SIGKILLed mid-item."""
+"""Kinds on a server engine as users run them: several consumer processes; a consumer SIGKILLed mid-item."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_four_consumer_processes_each_item_exactly_once(kind: str, server: Place
 
 @pytest.mark.parametrize("kind", ["FILOAckQueue", "UniqueAckQ", "PriorityAckQueue"])
 def test_sigkilled_consumers_item_comes_back(kind: str, server: Place) -> None:
-    """A consumer SIGKILLed while it holds an item: the next queue object opened on this host gets it again."""
+    """A consumer SIGKILLed while it holds an item: the next queue object on this host gets it again."""
     q = getattr(persistq.sync, kind)(server.location, name=server.name)
     try:
         q.put("precious")
