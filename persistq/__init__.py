@@ -17,6 +17,7 @@ from .errors import Empty as Empty
 from .errors import Full as Full
 from .errors import InvalidName as InvalidName
 from .errors import ItemNotFound as ItemNotFound
+from .errors import KeyTooLong as KeyTooLong
 from .errors import MissingDependencyError as MissingDependencyError
 from .errors import PersistQError as PersistQError
 from .errors import PortalError as PortalError
@@ -74,6 +75,7 @@ __all__ = (
     "Full",
     "InvalidName",
     "ItemNotFound",
+    "KeyTooLong",
     "MissingDependencyError",
     "MySQLAckQueue",
     "MySQLQueue",

@@ -277,6 +277,15 @@ def test_sync_pdict(where: Place) -> None:
             d["j"]
 
 
+def test_mysql_pdict_refuses_a_key_it_cannot_index(tmp_path: Path) -> None:
+    """On MySQL a PDict key over 3,072 UTF-8 bytes raises persistq.KeyTooLong (a ValueError); 3,072 fit."""
+    with place("mysql", tmp_path) as where, _pdict(where, "sync") as d:
+        d["é" * 1536] = 1
+        with pytest.raises(persistq.KeyTooLong):
+            d["k" * 3073] = 2
+        assert list(d) == ["é" * 1536]
+
+
 # --------------------------------------------------------------- locations
 
 

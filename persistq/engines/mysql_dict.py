@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import PersistQError
+from ..errors import KeyTooLong as KeyTooLong
 from ._worker import Job
 from .mysql import (
     DEFAULT_POOL_SIZE,
@@ -44,23 +44,11 @@ MAX_KEY_BYTES = 3072
 """The longest key a MySQL ``PDict`` stores, in UTF-8 bytes (InnoDB's longest index key)."""
 
 
-class KeyTooLong(PersistQError, ValueError):
-    """A ``PDict`` key longer than the MySQL store can index (:data:`MAX_KEY_BYTES` UTF-8 bytes)."""
-
-    def __init__(self, key: str, size: int) -> None:
-        self.key = key
-        self.size = size
-        super().__init__(
-            f"a key of {size} UTF-8 bytes is too long for a PDict on MySQL (at most {MAX_KEY_BYTES}): "
-            f"{key[:40]!r}…"
-        )
-
-
 def _stored_key(key: str) -> bytes:
     """The bytes ``key`` is stored as; a key too long to be stored raises :class:`KeyTooLong`."""
     raw = key.encode("utf-8")
     if len(raw) > MAX_KEY_BYTES:
-        raise KeyTooLong(key, len(raw))
+        raise KeyTooLong(key, len(raw), MAX_KEY_BYTES)
     return raw
 
 

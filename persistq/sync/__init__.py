@@ -11,6 +11,7 @@ from ..errors import CorruptionError as CorruptionError
 from ..errors import Empty as Empty
 from ..errors import Full as Full
 from ..errors import ItemNotFound as ItemNotFound
+from ..errors import KeyTooLong as KeyTooLong
 from ..errors import PersistQError as PersistQError
 from ..errors import QueueClosed as QueueClosed
 from ..errors import QueueLocked as QueueLocked
@@ -50,6 +51,7 @@ __all__ = (
     "FILOSQLiteQueue",
     "Full",
     "ItemNotFound",
+    "KeyTooLong",
     "MySQLAckQueue",
     "MySQLQueue",
     "PDict",
