@@ -14,7 +14,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -123,6 +123,44 @@ async def storage_cancel_point() -> None:
 def caller_key() -> Key:
     """Identify the calling task, to match a ``task_done`` with its ``get``."""
     return ("task", anyio.get_current_task().id)
+
+
+_V = TypeVar("_V")
+
+
+class RawItem(TypedDict, Generic[_V]):
+    """An item as ``get(raw=True)`` returns it (persist-queue's raw dict)."""
+
+    pqid: int
+    data: _V
+    timestamp: float
+
+
+class QueueRecord(TypedDict, Generic[_V]):
+    """A waiting item as ``queue()`` lists it."""
+
+    id: int
+    data: _V
+    timestamp: float
+
+
+class AckRecord(TypedDict, Generic[_V]):
+    """A row of an ack queue as ``queue()`` lists it (``status`` is an :class:`AckStatus` value)."""
+
+    id: int
+    data: _V
+    timestamp: float
+    status: int
+    attempts: int
+
+
+class FailedItem(TypedDict, Generic[_V]):
+    """A dead letter as ``failed()`` lists it."""
+
+    pqid: int
+    data: _V
+    timestamp: float
+    attempts: int
 
 
 class Waiters:

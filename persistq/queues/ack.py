@@ -18,7 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
@@ -28,7 +28,7 @@ from .._owner import new_owner, owner_alive
 from ..engines.base import ACK_FAILED, ACKED, AckClaim, AckRow, AckStore, AckTableSpec, Durability
 from ..engines.locations import Location, ack_store
 from ..errors import Empty, ItemNotFound, SerializationError
-from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, make_deadline
+from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, AckRecord, FailedItem, RawItem, make_deadline
 from .fifo import FIFOQueue, _item_id
 from .priority import _check_priority
 from .unique import encode_canonical, unique_storage_forms
@@ -45,6 +45,7 @@ __all__ = (
 )
 
 _DEFAULT: Any = object()
+_T = TypeVar("_T")
 
 
 class AckStatus(enum.IntEnum):
@@ -72,7 +73,7 @@ def _check_seconds(name: str, value: object, allow_none: bool = False) -> float 
     return float(value)
 
 
-class AckQueue(FIFOQueue):
+class AckQueue(FIFOQueue[_T]):
     """A persistent FIFO ack queue (async; asyncio and trio), on SQLite or a database server.
 
     ``get`` marks the item *in flight* (``AckStatus.unack``) and returns it;
@@ -183,15 +184,46 @@ class AckQueue(FIFOQueue):
 
     # ------------------------------------------------------------------ get
 
-    async def get(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    async def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> _T: ...
+    @overload
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> _T | RawItem[_T]: ...
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Deliver the next ready item (or the item ``id``) and mark it in flight.
 
         Waits as :meth:`SQLiteQueue.get`. The claim is atomic across processes:
@@ -211,17 +243,67 @@ class AckQueue(FIFOQueue):
             ValueError: ``next_in_order`` without ``id``, or not a bool.
         """
         rows = await self._claim_ack(1, block, timeout, id, next_in_order, visibility_timeout)
-        return (await self._deliver_ack(rows, raw))[0]
+        return (await self._deliver_ack(rows, raw))[0]  # type: ignore[no-any-return]
 
-    async def get_nowait(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    async def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
         return await self.get(False, None, id, next_in_order, raw)
 
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T]: ...
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T] | list[RawItem[_T]]: ...
     async def get_many(
         self,
         max_items: int,
@@ -229,7 +311,7 @@ class AckQueue(FIFOQueue):
         timeout: float | None = None,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Deliver up to ``max_items`` ready items in one transaction, in queue order."""
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise ValueError(f"max_items must be a positive int, not {max_items!r}")
@@ -346,7 +428,7 @@ class AckQueue(FIFOQueue):
         self._forget(ids)
         self._joiners.wake_all()
 
-    async def ack(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    async def ack(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item done (``AckStatus.acked``); return its id. Durable on return.
 
         ``item`` is any object equal to an item this queue object delivered
@@ -360,13 +442,15 @@ class AckQueue(FIFOQueue):
         await self._settle([pqid], ACKED)
         return pqid
 
-    async def ack_failed(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    async def ack_failed(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item failed for good (``AckStatus.ack_failed``); return its id."""
         pqid = self._resolve(item, id)
         await self._settle([pqid], ACK_FAILED)
         return pqid
 
-    async def nack(self, item: Any = None, id: int | str | None = None, delay: float = 0) -> int:  # noqa: A002
+    async def nack(
+        self, item: _T | RawItem[_T] | None = None, id: int | str | None = None, delay: float = 0  # noqa: A002
+    ) -> int:
         """Give an in-flight item back; it is delivered again (after ``delay`` seconds).
 
         With ``max_attempts``, an item that was delivered that many times goes
@@ -385,7 +469,7 @@ class AckQueue(FIFOQueue):
         self._getters.wake(1)
         return pqid
 
-    async def ack_many(self, items: Iterable[Any] = (), ids: Iterable[int] = ()) -> list[int]:
+    async def ack_many(self, items: Iterable[_T | RawItem[_T]] = (), ids: Iterable[int] = ()) -> list[int]:
         """Ack several items (objects or raw dicts) and ids in one transaction."""
         resolved = [self._resolve(item=i) for i in items] + [self._resolve(id=i) for i in ids]
         if resolved:
@@ -394,7 +478,7 @@ class AckQueue(FIFOQueue):
             await anyio.lowlevel.checkpoint()
         return resolved
 
-    async def extend(self, item_or_id: Any, seconds: float) -> float:
+    async def extend(self, item_or_id: _T | RawItem[_T] | int, seconds: float) -> float:
         """Prolong an in-flight item's lease to end ``seconds`` from now; return that time.
 
         ``item_or_id``: an id (an int), a raw dict, or an item this object
@@ -435,7 +519,7 @@ class AckQueue(FIFOQueue):
         self._getters.wake(n)
         return n
 
-    async def failed(self) -> list[dict[str, Any]]:
+    async def failed(self) -> list[FailedItem[_T]]:
         """The failed items (dead letters): ``{"pqid", "data", "timestamp", "attempts"}``."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
@@ -492,7 +576,7 @@ class AckQueue(FIFOQueue):
         c = await self._counts()
         return sum(c.get(s, 0) for s in (0, 1, 2, 3))
 
-    async def queue(self) -> list[dict[str, Any]]:
+    async def queue(self) -> list[AckRecord[_T]]:  # type: ignore[override]
         """Every row as ``{"id", "data", "timestamp", "status", "attempts"}``, by id."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
@@ -561,7 +645,7 @@ FIFOSQLiteAckQueue = AckQueue
 """persist-queue's other name for :class:`AckQueue`."""
 
 
-class FILOAckQueue(AckQueue):
+class FILOAckQueue(AckQueue[_T]):
     """A persistent ack queue that delivers the newest item first (``ack_filo_queue_{name}``).
 
     persist-queue's ``FILOSQLiteAckQueue`` is this class.
@@ -576,7 +660,7 @@ FILOSQLiteAckQueue = FILOAckQueue
 """persist-queue's name for :class:`FILOAckQueue`."""
 
 
-class UniqueAckQ(AckQueue):
+class UniqueAckQ(AckQueue[_T]):
     """An ack queue that ignores an item equal to one still waiting or in flight.
 
     Equality is by value at every depth (as :class:`~persistq.UniqueQ`);
@@ -595,22 +679,22 @@ class UniqueAckQ(AckQueue):
     ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
         return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is live; return its id or ``None``."""
         return (await self._put_data([self._encode(item)], block, timeout, None, [item]))[0]
 
-    async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+    async def put_nowait(self, item: _T) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""
         return await self.put(item, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int | None]:
         """Put several items in one transaction; ``None`` for each duplicate."""
         return await self._put_many(items, block, timeout, None)
 
 
-class PriorityAckQueue(AckQueue):
+class PriorityAckQueue(AckQueue[_T]):
     """An ack queue delivering the lowest ``priority`` number first, FIFO among equals.
 
     Table ``ack_priority_queue_{name}`` (persistq's own; persist-queue has no
@@ -622,7 +706,7 @@ class PriorityAckQueue(AckQueue):
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
 
     async def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> int:
         """Put ``item`` with ``priority`` (lower is delivered first); return its id."""
         p = _check_priority(priority)
@@ -637,12 +721,12 @@ class PriorityAckQueue(AckQueue):
         ids = self._put_data_now([self._encode(item)], timeout, p)
         return ids if ids is NOT_NOW else ids[0]
 
-    async def put_nowait(self, item: Any, priority: int = 0) -> int:
+    async def put_nowait(self, item: _T, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
         return await self.put(item, priority, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         p = _check_priority(priority)

@@ -15,7 +15,7 @@ import asyncio
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
@@ -43,7 +43,9 @@ from ._base import (
     Continue,
     HeldItems,
     Key,
+    QueueRecord,
     QueueStatistics,
+    RawItem,
     TaskCounter,
     Waiters,
     caller_key,
@@ -57,7 +59,8 @@ from ._base import (
 
 __all__ = ("FIFOQueue", "FIFOSQLiteQueue", "FILOQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
-_Q = TypeVar("_Q", bound="FIFOQueue")
+_Q = TypeVar("_Q", bound="FIFOQueue[Any]")
+_T = TypeVar("_T")
 
 
 def _item_id(value: object) -> int | None:
@@ -71,7 +74,7 @@ def _item_id(value: object) -> int | None:
     return value
 
 
-class FIFOQueue:
+class FIFOQueue(Generic[_T]):
     """A persistent FIFO queue (async; asyncio and trio), on SQLite or a database server.
 
     Drop-in for persist-queue's ``SQLiteQueue`` and ``AsyncSQLiteQueue``
@@ -371,7 +374,7 @@ class FIFOQueue:
 
     # ------------------------------------------------------------------ put
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` at the tail; return its id.
 
         With ``durability="full"`` the item is on disk (fsync'd) when this
@@ -385,12 +388,12 @@ class FIFOQueue:
         ids = await self._put_data([self._encode(item)], block, timeout, None, [item])
         return ids[0]  # type: ignore[return-value]  # only UniqueQ stores nothing
 
-    async def put_nowait(self, item: Any) -> int:
+    async def put_nowait(self, item: _T) -> int:
         """``put(item, block=False)``."""
         return await self.put(item, block=False)
 
     async def put_many(
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items in one transaction (all or none); return their ids.
 
@@ -523,13 +526,38 @@ class FIFOQueue:
 
     # ------------------------------------------------------------------ get
 
+    @overload
     async def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Remove and return the next item (or the item with ``id``).
 
         Waits for an item (``block``, ``timeout`` as in
@@ -548,19 +576,41 @@ class FIFOQueue:
             SerializationError: the stored bytes cannot be decoded (the item
                 stays in the queue).
         """
-        return await self._get(block, timeout, id, raw, None)
+        return await self._get(block, timeout, id, raw, None)  # type: ignore[no-any-return]
 
+    @overload
     async def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get_nowait(self, id: int | RawItem[_T] | None = None, *, raw: Literal[True]) -> RawItem[_T]: ...
+    @overload
+    async def get_nowait(self, id: int | RawItem[_T] | None, raw: bool) -> _T | RawItem[_T]: ...
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
-        return await self._get(False, None, id, raw, None)
+        return await self._get(False, None, id, raw, None)  # type: ignore[no-any-return]
 
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, raw: Literal[False] = False
+    ) -> list[_T]: ...
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, *, raw: Literal[True]
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool, timeout: float | None, raw: bool
+    ) -> list[_T] | list[RawItem[_T]]: ...
     async def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Take up to ``max_items`` items in one transaction, in queue order.
 
         Waits (as :meth:`get`) until at least one item is there, then returns
@@ -743,14 +793,14 @@ class FIFOQueue:
         """persist-queue's name for :attr:`serializer` (code written for it reads ``q._serializer``)."""
         return self.serializer
 
-    async def queue(self) -> list[dict[str, Any]]:
+    async def queue(self) -> list[QueueRecord[_T]]:
         """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
         rows = await self._engine.rows()
         return [{"id": r[0], "data": self._decode(r), "timestamp": r[2]} for r in rows]
 
-    async def update(self, item: Any, id: int | None = None) -> int:  # noqa: A002
+    async def update(self, item: _T | RawItem[_T], id: int | None = None) -> int:  # noqa: A002
         """Replace the data of a stored item; return its id.
 
         ``item`` is either a raw dict (``{"pqid": …, "data": …}``, as returned
@@ -799,7 +849,7 @@ FIFOSQLiteQueue = FIFOQueue
 """persist-queue's other name for :class:`FIFOQueue`."""
 
 
-class FILOQueue(FIFOQueue):
+class FILOQueue(FIFOQueue[_T]):
     """A persistent last-in, first-out queue (table ``filo_queue_{name}``), on any engine.
 
     Same API as :class:`FIFOQueue`; ``get`` returns the newest item.

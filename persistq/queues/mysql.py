@@ -8,7 +8,7 @@ this class only keeps persist-queue's constructor; the engine comes from the
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from .. import serializers as _serializers
 from ..engines.base import Durability
@@ -28,6 +28,9 @@ __all__ = (
 
 DEFAULT_MAX_POLL_INTERVAL = SERVER_MAX_POLL_GAP
 """Seconds: how far a waiting queue's polling of the server backs off while nothing changes."""
+
+
+_T = TypeVar("_T")
 
 
 class MySQLAttributes:
@@ -84,7 +87,7 @@ class MySQLAttributes:
         )
 
 
-class MySQLQueue(MySQLAttributes, FIFOQueue):
+class MySQLQueue(MySQLAttributes, FIFOQueue[_T]):
     """A persistent FIFO queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     Drop-in for persist-queue's ``MySQLQueue`` (its positional parameters,
@@ -210,7 +213,7 @@ class MySQLQueue(MySQLAttributes, FIFOQueue):
         self._adopt_target(target, self._TABLE_PREFIX)
         self._set_max_poll_interval(max_poll_interval)
 
-    async def __aenter__(self) -> MySQLQueue:
+    async def __aenter__(self) -> MySQLQueue[_T]:
         await self.open()
         return self
 

@@ -8,7 +8,7 @@ keywords; the engine comes from the ``mysql://`` location like any kind's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
 from ..engines.base import Durability
@@ -20,8 +20,10 @@ from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes
 
 __all__ = ("MySQLAckQueue",)
 
+_T = TypeVar("_T")
 
-class MySQLAckQueue(MySQLAttributes, AckQueue):
+
+class MySQLAckQueue(MySQLAttributes, AckQueue[_T]):
     """A persistent FIFO ack queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     The ack API of :class:`~persistq.SQLiteAckQueue` (``get`` → ``ack`` /

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ._base import NOT_NOW
 from .fifo import FIFOQueue
@@ -19,7 +19,10 @@ def _check_priority(priority: object) -> int:
     return priority
 
 
-class PriorityQueue(FIFOQueue):
+_T = TypeVar("_T")
+
+
+class PriorityQueue(FIFOQueue[_T]):
     """A persistent priority queue: the lowest ``priority`` number comes out first.
 
     Among equal priorities, items come out in the order they were put (by
@@ -37,7 +40,7 @@ class PriorityQueue(FIFOQueue):
     _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     async def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> int:
         """Put ``item`` with ``priority`` (any int; lower comes out first); return its id.
 
@@ -51,19 +54,19 @@ class PriorityQueue(FIFOQueue):
         return ids[0]  # type: ignore[return-value]
 
     def _put_now(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> Any:
         """:meth:`put` without waiting, or ``NOT_NOW`` (for persistq.sync)."""
         p = _check_priority(priority)
         ids = self._put_data_now([self._encode(item)], timeout, p)
         return ids if ids is NOT_NOW else ids[0]
 
-    async def put_nowait(self, item: Any, priority: int = 0) -> int:
+    async def put_nowait(self, item: _T, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
         return await self.put(item, priority, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         p = _check_priority(priority)
