@@ -449,7 +449,10 @@ class AckQueue(FIFOQueue[_T]):
         return pqid
 
     async def nack(
-        self, item: _T | RawItem[_T] | None = None, id: int | str | None = None, delay: float = 0  # noqa: A002
+        self,
+        item: _T | RawItem[_T] | None = None,
+        id: int | str | None = None,  # noqa: A002
+        delay: float = 0,
     ) -> int:
         """Give an in-flight item back; it is delivered again (after ``delay`` seconds).
 
