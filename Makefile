@@ -29,11 +29,13 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-## lint: ruff check, ruff format --check, mypy --strict
+## lint: ruff check, ruff format --check, mypy --strict; the typed example under mypy --strict and basedpyright
 lint: install
 	$(BIN)/ruff check persistq tests benchmarks examples
 	$(BIN)/ruff format --check persistq tests benchmarks examples
 	$(BIN)/mypy --strict persistq
+	MYPYPATH=$(CURDIR) $(BIN)/mypy --strict tests/typing
+	$(BIN)/basedpyright --pythonpath $(BIN)/python
 
 ## bench: persistq beside persist-queue 1.1.0 and diskcache, then MySQL with 1 and 4 processes,
 ## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), then the

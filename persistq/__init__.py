@@ -27,7 +27,11 @@ from .errors import SerializationError as SerializationError
 from .errors import SerializerMismatch as SerializerMismatch
 from .errors import StorageError as StorageError
 from .pdict import PDict as PDict
+from .queues._base import AckRecord as AckRecord
+from .queues._base import FailedItem as FailedItem
+from .queues._base import QueueRecord as QueueRecord
 from .queues._base import QueueStatistics as QueueStatistics
+from .queues._base import RawItem as RawItem
 from .queues.ack import AckQueue as AckQueue
 from .queues.ack import AckStatus as AckStatus
 from .queues.ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
@@ -57,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "AckQueue",
+    "AckRecord",
     "AckStatus",
     "AsyncFIFOSQLiteQueue",
     "AsyncFILOSQLiteQueue",
@@ -65,6 +70,7 @@ __all__ = (
     "AsyncUniqueQ",
     "CorruptionError",
     "Empty",
+    "FailedItem",
     "FIFOQueue",
     "FIFOSQLiteAckQueue",
     "FIFOSQLiteQueue",
@@ -87,7 +93,9 @@ __all__ = (
     "Queue",
     "QueueClosed",
     "QueueLocked",
+    "QueueRecord",
     "QueueStatistics",
+    "RawItem",
     "SQLiteAckQueue",
     "SQLiteQueue",
     "SerializationError",

@@ -1158,7 +1158,7 @@ def _purge_file(t: _Target) -> int:
 
     serializer = _Opaque(_file_state(t.location).serializer)
     n = 0
-    with Queue(t.location, serializer=serializer, autosave=True, durability="normal") as q:
+    with Queue[Any](t.location, serializer=serializer, autosave=True, durability="normal") as q:
         while True:
             try:
                 n += len(q.get_many(1000, block=False))
@@ -1266,7 +1266,7 @@ def _vacuum(target: str, db_file: str | None, table: str | None, as_json: bool) 
             tables = _mysql_tables(conn, p.get("name"), table)
         before = after = 0
         for q in tables:
-            with MySQLQueue(t.location, name=q.name, serializer=_Opaque(q.serializer or "pickle")) as mq:
+            with MySQLQueue(t.location, name=q.name, serializer=_Opaque(q.serializer or "pickle")) as mq:  # type: ignore[var-annotated]
                 mq.shrink_disk_usage()
     result = {"target": t.shown, "bytes_before": before, "bytes_after": after}
     if as_json:

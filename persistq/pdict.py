@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
@@ -74,7 +74,11 @@ def missing_key(key: str) -> KeyError:
     return KeyError(f"Key: {key} not exists.")
 
 
-class PDict:
+_V = TypeVar("_V")
+_D = TypeVar("_D")
+
+
+class PDict(Generic[_V]):
     """A persistent mapping from ``str`` keys to values, on SQLite (async; asyncio and trio).
 
     Python's mapping protocol is synchronous, so this async class spells it
@@ -219,7 +223,7 @@ class PDict:
         """Same as :meth:`close`."""
         await self.close()
 
-    async def __aenter__(self) -> PDict:
+    async def __aenter__(self) -> PDict[_V]:
         await self.open()
         return self
 
@@ -273,6 +277,10 @@ class PDict:
 
     # ----------------------------------------------------------- reading
 
+    @overload
+    async def get(self, key: str) -> _V | None: ...
+    @overload
+    async def get(self, key: str, default: _D) -> _V | _D: ...
     async def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is not stored.
 
@@ -285,7 +293,7 @@ class PDict:
         data = await self._store.get(key)
         return default if data is None else self._decode(key, data)
 
-    async def _getitem(self, key: str) -> Any:
+    async def _getitem(self, key: str) -> _V:
         """Return the value of ``key`` (``d[key]``; the sync twin's ``__getitem__``).
 
         Raises:
@@ -298,7 +306,7 @@ class PDict:
         data = await self._store.get(key)
         if data is None:
             raise missing_key(key)
-        return self._decode(key, data)
+        return self._decode(key, data)  # type: ignore[no-any-return]
 
     async def contains(self, key: str) -> bool:
         """Whether ``key`` is stored (``key in d``).
@@ -319,15 +327,15 @@ class PDict:
         """Every key, in insertion order (one consistent snapshot)."""
         return [e[1] for e in await self._snapshot("keys")]
 
-    async def values(self) -> list[Any]:
+    async def values(self) -> list[_V]:
         """Every value, in insertion order (one consistent snapshot)."""
         return [self._decode(e[1], e[2]) for e in await self._snapshot("items")]
 
-    async def items(self) -> list[tuple[str, Any]]:
+    async def items(self) -> list[tuple[str, _V]]:
         """Every ``(key, value)`` pair, in insertion order (one consistent snapshot)."""
         return [(e[1], self._decode(e[1], e[2])) for e in await self._snapshot("items")]
 
-    async def to_dict(self) -> dict[str, Any]:
+    async def to_dict(self) -> dict[str, _V]:
         """A plain :class:`dict` copy of the contents (one consistent snapshot)."""
         return dict(await self.items())
 
@@ -343,7 +351,7 @@ class PDict:
 
     # ----------------------------------------------------------- writing
 
-    async def set(self, key: str, value: Any) -> None:
+    async def set(self, key: str, value: _V) -> None:
         """Store ``value`` under ``key`` (``d[key] = value``); durable on return.
 
         Replacing a value keeps the key's place in the order. Cancel-atomic.
@@ -369,6 +377,10 @@ class PDict:
         if not await self._store.delete(key):
             raise missing_key(key)
 
+    @overload
+    async def pop(self, key: str) -> _V: ...
+    @overload
+    async def pop(self, key: str, default: _D) -> _V | _D: ...
     async def pop(self, key: str, default: Any = MISSING) -> Any:
         """Delete ``key`` and return its value, atomically; cancel-atomic.
 
@@ -392,7 +404,7 @@ class PDict:
             return default
         return self._decode(key, data)
 
-    async def popitem(self) -> tuple[str, Any]:
+    async def popitem(self) -> tuple[str, _V]:
         """Delete and return the last inserted ``(key, value)`` pair, as :meth:`dict.popitem`.
 
         Atomic across processes (no two callers get the same entry) and
@@ -407,7 +419,7 @@ class PDict:
             raise KeyError("popitem(): PDict is empty")
         return entry[0], self._decode(entry[0], entry[1])
 
-    async def setdefault(self, key: str, default: Any = None) -> Any:
+    async def setdefault(self, key: str, default: _V | None = None) -> _V | None:
         """Return the value of ``key``, storing ``default`` first if it is missing.
 
         Atomic: of several concurrent callers (in any process), exactly one

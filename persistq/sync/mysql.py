@@ -6,7 +6,7 @@ process's portal loop (:mod:`._portal`), one hand-off per call.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
 from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
@@ -15,6 +15,8 @@ from ..queues.mysql import MySQLQueue as _AsyncMySQLQueue
 from .queues import SQLiteQueue
 
 __all__ = ("MySQLQueue",)
+
+_T = TypeVar("_T")
 
 
 class _MySQLTwinAttributes:
@@ -43,7 +45,7 @@ class _MySQLTwinAttributes:
         self.max_poll_interval: float = q.max_poll_interval
 
 
-class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue):
+class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue[_T]):
     """Blocking, thread-safe twin of :class:`persistq.MySQLQueue` (FIFO on MySQL / MariaDB).
 
     A drop-in for persist-queue's ``MySQLQueue``: same positional parameters

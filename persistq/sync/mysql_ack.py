@@ -7,7 +7,7 @@ hand-off per call); only the constructor differs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
 from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
@@ -19,7 +19,10 @@ from .mysql import _MySQLTwinAttributes
 __all__ = ("MySQLAckQueue",)
 
 
-class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue):
+_T = TypeVar("_T")
+
+
+class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue[_T]):
     """Blocking, thread-safe twin of :class:`persistq.MySQLAckQueue` (ack queue on MySQL / MariaDB).
 
     The ack API of :class:`persistq.sync.SQLiteAckQueue`, shared by any
