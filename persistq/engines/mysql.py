@@ -2,8 +2,9 @@
 
 Same storage interface as :class:`~persistq.engines.sqlite.SQLiteEngine`
 (``put``/``claim``/``restore``/``finish``/``release``/``recover``/``count``/
-``rows``/``update``/``data_version``/``vacuum``), so a queue kind composes
-with either.
+``rows``/``update``/``data_version``/``vacuum``), for every
+:class:`~persistq.engines.sqlite.TableSpec` (FIFO, FILO, priority, unique),
+so a queue kind composes with either.
 
 Why PyMySQL on threads, on asyncio too: no MySQL driver supports both asyncio
 and trio (aiomysql is asyncio-only; trio-mysql's last release is from 2021).
@@ -37,12 +38,17 @@ cannot be reached fails the operation at once with a ``StorageError`` naming
 host and port; the next operation tries again. The password never appears in
 a message, a ``repr`` or a log.
 
-Tables: ``queue_{name}`` (persist-queue's name and columns, widened to
-``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing persist-queue table is altered
-in place, which only widens), ``persistq_pending_{table}`` for items got with
-``auto_commit=False`` and not yet done, and ``persistq_meta`` recording each
-table's serializer. Table names are validated and quoted with backticks;
-values are always escaped by the driver.
+Tables: the queue table (for FIFO ``queue_{name}``, persist-queue's name and
+columns, widened to ``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing
+persist-queue table is altered in place, which only widens), with a
+``priority BIGINT`` column and an index on ``(priority, _id)`` for priority
+queues and a ``data_hash BINARY(32)`` column (SHA-256 of the data; InnoDB
+cannot index a ``LONGBLOB``) with a UNIQUE index for unique queues;
+``persistq_pending_{table}`` for items got with ``auto_commit=False`` and not
+yet done; and ``persistq_meta`` recording each table's serializer (and a lock
+row per table that bounded puts, and unique puts of several items, take turns
+on). Table names are validated and quoted with backticks; values are always
+escaped by the driver.
 """
 
 from __future__ import annotations
