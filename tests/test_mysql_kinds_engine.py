@@ -9,6 +9,7 @@ and trio (PyMySQL threads); several behaviours are checked against
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -63,7 +64,7 @@ def table(env: dict[str, str]) -> Iterator[str]:
     """A table name unique to the test; its tables (queue, pending, dict) are dropped afterwards."""
     name = "mysqlkinds_" + uuid.uuid4().hex[:12]
     yield name
-    drop_tables(env, name, _pending_table(name), f"dict_{name}")
+    drop_tables(env, name, _pending_table(name), f"dict_{name}", f"{name}_ack")
 
 
 def new(*datas: bytes, priority: int | None = None) -> list[tuple[bytes, float, int | None]]:
@@ -378,6 +379,36 @@ async def test_table_names_up_to_64_characters(env: dict[str, str], params: MySQ
             make(params, name + "x")
     with pytest.raises(InvalidName):
         MySQLDictStore(params, name[:60], "pickle")  # dict_ + 60 > 64
+
+
+@pytest.mark.anyio
+async def test_servers_without_returning_or_skip_locked_get_the_same_results(
+    params: MySQLParams, table: str
+) -> None:
+    """The statements for MySQL 8 (no RETURNING) and MariaDB < 10.6 (no SKIP LOCKED) on this server agree."""
+    async with (
+        opened(queue_engine(params, table, "priority", unique=True)) as e,
+        opened(ack_engine(params, table + "_ack", unique=True)) as a,
+        opened(MySQLDictStore(params, table, "pickle")) as d,
+    ):
+        # What the engines learnt of the server at open picks the statements:
+        # this runs the other servers' statements on this one.
+        for engine in (e, a, d):
+            engine._server = dataclasses.replace(engine._server, returning=False, skip_locked=False)
+        ids = await e.put(new(b"a", b"b", b"a", b"c", priority=1))
+        assert ids is not None
+        assert [i is None for i in ids] == [False, False, True, False]
+        assert ids[0] < ids[1] < ids[3]
+        assert [(r[0], r[1]) for r in await e.claim(2)] == [(ids[0], b"a"), (ids[1], b"b")]
+        put = await a.put(new(b"x", b"x", b"y"))
+        assert put is not None
+        assert [i is None for i in put] == [False, True, False]
+        (x,) = (await a.claim(1, None, None, "tok", None, 0)).rows
+        await a.set_final([x[0]], ACKED, None)
+        assert [i is None for i in await a.put(new(b"y", b"x")) or []] == [True, False]
+        await d.set("k", b"1")
+        assert await d.pop("k") == b"1"
+        assert await d.pop("k") is None
 
 
 # --------------------------------------------------------------- ack engine
