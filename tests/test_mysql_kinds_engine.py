@@ -9,6 +9,7 @@ and trio (PyMySQL threads); several behaviours are checked against
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -32,7 +33,7 @@ from persistq.engines.mysql import MySQLEngine, MySQLParams, _pending_table
 from persistq.engines.mysql_ack import MySQLAckEngine
 from persistq.engines.mysql_dict import MAX_KEY_BYTES, KeyTooLong, MySQLDictStore
 from persistq.engines.sqlite import SQLiteEngine, TableSpec
-from persistq.engines.sqlite_ack import ACK_FAILED, ACKED, INITED, READY, UNACK, AckTableSpec
+from persistq.engines.sqlite_ack import ACK_FAILED, ACKED, INITED, READY, UNACK, AckTableSpec, SQLiteAckEngine
 from persistq.errors import InvalidName, ItemNotFound, SerializerMismatch, StorageError
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -63,7 +64,7 @@ def table(env: dict[str, str]) -> Iterator[str]:
     """A table name unique to the test; its tables (queue, pending, dict) are dropped afterwards."""
     name = "mysqlkinds_" + uuid.uuid4().hex[:12]
     yield name
-    drop_tables(env, name, _pending_table(name), f"dict_{name}")
+    drop_tables(env, name, _pending_table(name), f"dict_{name}", f"{name}_ack")
 
 
 def new(*datas: bytes, priority: int | None = None) -> list[tuple[bytes, float, int | None]]:
@@ -380,6 +381,36 @@ async def test_table_names_up_to_64_characters(env: dict[str, str], params: MySQ
         MySQLDictStore(params, name[:60], "pickle")  # dict_ + 60 > 64
 
 
+@pytest.mark.anyio
+async def test_servers_without_returning_or_skip_locked_get_the_same_results(
+    params: MySQLParams, table: str
+) -> None:
+    """The statements for MySQL 8 (no RETURNING) and MariaDB < 10.6 (no SKIP LOCKED) on this server agree."""
+    async with (
+        opened(queue_engine(params, table, "priority", unique=True)) as e,
+        opened(ack_engine(params, table + "_ack", unique=True)) as a,
+        opened(MySQLDictStore(params, table, "pickle")) as d,
+    ):
+        # What the engines learnt of the server at open picks the statements:
+        # this runs the other servers' statements on this one.
+        for engine in (e, a, d):
+            engine._server = dataclasses.replace(engine._server, returning=False, skip_locked=False)
+        ids = await e.put(new(b"a", b"b", b"a", b"c", priority=1))
+        assert ids is not None
+        assert [i is None for i in ids] == [False, False, True, False]
+        assert ids[0] < ids[1] < ids[3]
+        assert [(r[0], r[1]) for r in await e.claim(2)] == [(ids[0], b"a"), (ids[1], b"b")]
+        put = await a.put(new(b"x", b"x", b"y"))
+        assert put is not None
+        assert [i is None for i in put] == [False, True, False]
+        (x,) = (await a.claim(1, None, None, "tok", None, 0)).rows
+        await a.set_final([x[0]], ACKED, None)
+        assert [i is None for i in await a.put(new(b"y", b"x")) or []] == [True, False]
+        await d.set("k", b"1")
+        assert await d.pop("k") == b"1"
+        assert await d.pop("k") is None
+
+
 # --------------------------------------------------------------- ack engine
 
 
@@ -420,6 +451,54 @@ async def test_ack_claim_order_of_every_kind(
             (d, {b"a": 3, b"b": 1, b"c": 2}[d] if prio else None, UNACK) for d in (b"a", b"b", b"c")
         ]
         assert (await e.claim(1, None, None, "tok", None, 0)).rows == []
+
+
+async def _ack_story(e: Any, prio: bool) -> list[Any]:
+    """Puts, claims (in order, by id, next after an id), nacks, acks and re-puts; what each step saw."""
+
+    def p(i: int) -> int | None:
+        return i if prio else None
+
+    stamp = time.time()
+    out: list[Any] = []
+
+    def seen(rows: list[Any]) -> list[tuple[bytes, int | None, int, int]]:
+        return [(bytes(r[1]), r[3], r[4], r[5]) for r in rows]
+
+    async def claim(n: int, item_id: int | None = None, after_id: int | None = None) -> list[Any]:
+        rows: list[Any] = (await e.claim(n, item_id, after_id, "tok", None, 0)).rows
+        out.append(seen(rows))
+        return rows
+
+    ids = await e.put([(d, stamp, p(k % 3)) for k, d in enumerate([b"a", b"b", b"c", b"a", b"d", b"e"])])
+    out.append([i is None for i in ids])
+    first = await claim(2)
+    await claim(1, after_id=first[0][0])
+    await e.nack([first[0][0]], 0, 0)
+    await claim(1, after_id=first[1][0])
+    await e.set_final([first[1][0]], ACKED, None)
+    again = await e.put([(first[1][1], stamp, p(1)), (first[0][1], stamp, p(0))])
+    out.append([i is None for i in again])
+    rest = await claim(10)
+    await e.nack([r[0] for r in rest[:2]], 0, 0)
+    await claim(10)
+    out.append([(bytes(r[1]), r[3], r[4], r[5]) for r in await e.rows(None)])
+    return out
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("unique", [False, True])
+@pytest.mark.parametrize("order", ORDERS)
+async def test_ack_kinds_match_sqlite(
+    params: MySQLParams, table: str, tmp_path: Path, order: Order, unique: bool
+) -> None:
+    """Every ack kind sees the same on MySQL as on SQLite through puts, claims, next-in-order, nacks, acks."""
+    prio = order == "priority"
+    spec = AckTableSpec(table, order, unique)
+    async with opened(SQLiteAckEngine(str(tmp_path / "q"), None, spec, "pickle")) as lite:
+        expected = await _ack_story(lite, prio)
+    async with opened(ack_engine(params, table, order, unique)) as e:
+        assert await _ack_story(e, prio) == expected
 
 
 @pytest.mark.anyio

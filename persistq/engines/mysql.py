@@ -2,8 +2,9 @@
 
 Same storage interface as :class:`~persistq.engines.sqlite.SQLiteEngine`
 (``put``/``claim``/``restore``/``finish``/``release``/``recover``/``count``/
-``rows``/``update``/``data_version``/``vacuum``), so a queue kind composes
-with either.
+``rows``/``update``/``data_version``/``vacuum``), for every
+:class:`~persistq.engines.sqlite.TableSpec` (FIFO, FILO, priority, unique),
+so a queue kind composes with either.
 
 Why PyMySQL on threads, on asyncio too: no MySQL driver supports both asyncio
 and trio (aiomysql is asyncio-only; trio-mysql's last release is from 2021).
@@ -37,12 +38,17 @@ cannot be reached fails the operation at once with a ``StorageError`` naming
 host and port; the next operation tries again. The password never appears in
 a message, a ``repr`` or a log.
 
-Tables: ``queue_{name}`` (persist-queue's name and columns, widened to
-``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing persist-queue table is altered
-in place, which only widens), ``persistq_pending_{table}`` for items got with
-``auto_commit=False`` and not yet done, and ``persistq_meta`` recording each
-table's serializer. Table names are validated and quoted with backticks;
-values are always escaped by the driver.
+Tables: the queue table (for FIFO ``queue_{name}``, persist-queue's name and
+columns, widened to ``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing
+persist-queue table is altered in place, which only widens), with a
+``priority BIGINT`` column and an index on ``(priority, _id)`` for priority
+queues and a ``data_hash BINARY(32)`` column (SHA-256 of the data; InnoDB
+cannot index a ``LONGBLOB``) with a UNIQUE index for unique queues;
+``persistq_pending_{table}`` for items got with ``auto_commit=False`` and not
+yet done; and ``persistq_meta`` recording each table's serializer (and a lock
+row per table that bounded puts, and unique puts of several items, take turns
+on). Table names are validated and quoted with backticks; values are always
+escaped by the driver.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from ..errors import (
 )
 from ._worker import NOT_NOW, Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
+from .sqlite_ack import AckTableSpec
 
 __all__ = (
     "DEFAULT_POOL_SIZE",
@@ -1038,14 +1045,18 @@ class MySQLQueueTable(MySQLDatabase):
     """What the MySQL queue engines share: one table of items, its order, uniqueness and layout checks.
 
     Args:
-        params, pool_size, lock_timeout, driver: as :class:`MySQLDatabase`.
-        table: the table name (at most 64 characters).
-        order: ``"fifo"``, ``"filo"`` or ``"priority"`` (a ``priority BIGINT``
-            column; lowest first, then lowest ``_id``).
-        unique: the table refuses a second copy of stored bytes, through a
-            ``data_hash BINARY(32)`` column (SHA-256 of the data) with a
-            UNIQUE index.
-        serializer_name: recorded when the table is created.
+        params: server, account and database.
+        spec: the table (at most 64 characters), its order (``"fifo"``,
+            ``"filo"`` or ``"priority"``: a ``priority BIGINT`` column, lowest
+            first, then lowest ``_id``) and uniqueness (a ``data_hash
+            BINARY(32)`` column, SHA-256 of the data, with a UNIQUE index).
+        serializer_name: recorded when the table is created; opening the
+            table later with another serializer raises
+            :class:`~persistq.errors.SerializerMismatch`.
+        pool_size: connections (and, with PyMySQL, worker threads).
+        lock_timeout: seconds a statement waits for a row lock.
+        driver: ``"auto"`` (aiomysql on asyncio when installed, else
+            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
     """
 
     legacy_rows_possible = False
@@ -1054,23 +1065,21 @@ class MySQLQueueTable(MySQLDatabase):
     def __init__(
         self,
         params: MySQLParams,
-        table: str,
-        order: Literal["fifo", "filo", "priority"],
-        unique: bool,
+        spec: TableSpec | AckTableSpec,
         serializer_name: str,
-        pool_size: int,
-        lock_timeout: float,
-        driver: Driver,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        lock_timeout: float = 10.0,
+        driver: Driver = "auto",
     ) -> None:
-        check_table_name(table)
-        if order not in _ORDER_BY:
-            raise ValueError(f"order must be 'fifo', 'filo' or 'priority', not {order!r}")
-        super().__init__(params, table, pool_size, lock_timeout, driver)
+        check_table_name(spec.table)
+        if spec.order not in _ORDER_BY:
+            raise ValueError(f"order must be 'fifo', 'filo' or 'priority', not {spec.order!r}")
+        super().__init__(params, spec.table, pool_size, lock_timeout, driver)
         self.serializer_name = serializer_name
-        self._t = _q(table)
-        self._prio = order == "priority"
-        self._unique = bool(unique)
-        self._order_by = _ORDER_BY[order]
+        self._t = _q(spec.table)
+        self._prio = spec.order == "priority"
+        self._unique = bool(spec.unique)
+        self._order_by = _ORDER_BY[spec.order]
         self._priority_col = "priority" if self._prio else "NULL"
         # Owners are "hostname/token": only this host can tell whether a
         # process of this host is alive.
@@ -1080,24 +1089,34 @@ class MySQLQueueTable(MySQLDatabase):
         # rolls back leaves the rows as they were).
         self._contended = False
         self._tick = 0
+        self._prepare(spec)
 
-    def _kind_columns(self) -> tuple[str, str]:
-        """Column and index declarations a priority or unique table adds (``", …"`` or ``""``)."""
-        columns = (", priority BIGINT NULL" if self._prio else "") + (
-            ", data_hash BINARY(32) NOT NULL" if self._unique else ""
-        )
-        indexes = ", UNIQUE INDEX data_hash (data_hash)" if self._unique else ""
-        return columns, indexes
+    def _prepare(self, spec: Any) -> None:
+        """Set up what the engine adds (runs at the end of the constructor)."""
 
-    def _check_layout(self, existed: dict[str, str]) -> None:
-        """Refuse a table of this name made for another kind (it would fail obscurely later)."""
+    def _layout(self, cur: Any, priority_index: str) -> tuple[dict[str, str], str, str]:
+        """The table's columns now (empty: no table yet), and the column and index
+        declarations (``", …"`` or ``""``) a priority or unique table adds.
+
+        Raises:
+            StorageError: a table of this name exists for another kind (it
+                would fail obscurely later).
+        """
+        columns = self._table_columns(cur, self.label)
         need = ["priority"] * self._prio + ["data_hash"] * self._unique
-        missing = [c for c in need if existed and c not in existed]
+        missing = [c for c in need if columns and c not in columns]
         if missing:
             raise StorageError(
                 f"MySQL server {self.params.where}: table {self.label!r} has no column "
                 f"{', '.join(missing)}: it was made for another queue kind"
             )
+        extra = (", priority BIGINT NULL" if self._prio else "") + (
+            ", data_hash BINARY(32) NOT NULL" if self._unique else ""
+        )
+        indexes = (", UNIQUE INDEX data_hash (data_hash)" if self._unique else "") + (
+            f", INDEX {priority_index}" if self._prio else ""
+        )
+        return columns, extra, indexes
 
     def _new_values(self, data: bytes, ts: float, priority: int | None, *fixed: Any) -> tuple[Any, ...]:
         """The values of :attr:`_put_columns` for one new item."""
@@ -1189,31 +1208,11 @@ class MySQLEngine(MySQLQueueTable):
       not in the queue, so an equal put meanwhile is stored; when the held
       item is given back the stored copy stands for both.
 
-    Args:
-        params: server, account and database.
-        spec: the table, its order and uniqueness (``spec.legacy`` is not
-            used: persist-queue had no such tables on MySQL).
-        serializer_name: recorded when the table is created; opening the
-            table later with another serializer raises
-            :class:`~persistq.errors.SerializerMismatch`.
-        pool_size: connections (and, with PyMySQL, worker threads).
-        lock_timeout: seconds a statement waits for a row lock.
-        driver: ``"auto"`` (aiomysql on asyncio when installed, else
-            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
+    Args: as :class:`MySQLQueueTable`, with a :class:`~persistq.engines.sqlite.TableSpec`
+    (its ``legacy`` is not used: persist-queue had no such tables on MySQL).
     """
 
-    def __init__(
-        self,
-        params: MySQLParams,
-        spec: TableSpec,
-        serializer_name: str,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        lock_timeout: float = 10.0,
-        driver: Driver = "auto",
-    ) -> None:
-        super().__init__(
-            params, spec.table, spec.order, spec.unique, serializer_name, pool_size, lock_timeout, driver
-        )
+    def _prepare(self, spec: TableSpec) -> None:
         self.spec = spec
         self._pending = _q(_pending_table(spec.table))
         # FORCE INDEX: walk the index in queue order, locking only the rows taken.
@@ -1223,12 +1222,8 @@ class MySQLEngine(MySQLQueueTable):
 
     def _create(self, cur: Any) -> None:
         t = self.spec.table
-        columns = self._table_columns(cur, t)
+        columns, extra, indexes = self._layout(cur, "prio_id (priority, _id)")
         existed = bool(columns)
-        self._check_layout(columns)
-        extra, indexes = self._kind_columns()
-        if self._prio:
-            indexes += ", INDEX prio_id (priority, _id)"
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {self._t} (_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
             f"data LONGBLOB, timestamp DOUBLE{extra}{indexes}) ENGINE=InnoDB"

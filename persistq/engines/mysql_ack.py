@@ -57,9 +57,6 @@ from typing import Any
 from ..errors import ItemNotFound
 from ._worker import Job
 from .mysql import (
-    DEFAULT_POOL_SIZE,
-    Driver,
-    MySQLParams,
     MySQLQueueTable,
     _delete_ids,
     _id_chunks,
@@ -112,28 +109,11 @@ class MySQLAckEngine(MySQLQueueTable):
     bytes equal to a live row, waiting or in flight, stores nothing and its
     id is ``None``; an equal row that is acked or failed gives way to it).
 
-    Args:
-        params: server, account and database.
-        spec: the table, its order and uniqueness.
-        serializer_name: recorded with a new table; another one is refused.
-        pool_size: connections (and, with PyMySQL, worker threads).
-        lock_timeout: seconds a statement waits for a row lock.
-        driver: ``"auto"`` (aiomysql on asyncio when installed, else
-            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
+    Args: as :class:`~persistq.engines.mysql.MySQLQueueTable`, with an
+    :class:`~persistq.engines.sqlite_ack.AckTableSpec`.
     """
 
-    def __init__(
-        self,
-        params: MySQLParams,
-        spec: AckTableSpec,
-        serializer_name: str,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        lock_timeout: float = 10.0,
-        driver: Driver = "auto",
-    ) -> None:
-        super().__init__(
-            params, spec.table, spec.order, spec.unique, serializer_name, pool_size, lock_timeout, driver
-        )
+    def _prepare(self, spec: AckTableSpec) -> None:
         self.spec = spec
         self.max_attempts = 0
         """Set by the queue: expired leases past this many attempts fail."""
@@ -150,12 +130,8 @@ class MySQLAckEngine(MySQLQueueTable):
 
     def _create(self, cur: Any) -> None:
         t = self.spec.table
-        columns = self._table_columns(cur, t)
+        columns, extra, indexes = self._layout(cur, "status_prio (status, priority, _id)")
         existed = bool(columns)
-        self._check_layout(columns)
-        extra, indexes = self._kind_columns()
-        if self._prio:
-            indexes += ", INDEX status_prio (status, priority, _id)"
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {self._t} ("
             "_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, data LONGBLOB, timestamp DOUBLE, "
