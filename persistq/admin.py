@@ -80,6 +80,7 @@ __all__ = (
     "InspectionError",
     "LocationError",
     "MigrateResult",
+    "Progress",
     "QueueInfo",
     "QueueRef",
     "RawRecord",
@@ -721,7 +722,11 @@ def _is_database(src: str) -> bool:
     return any(n.endswith(".db") for n in names) and _file.LEGACY_INFO_FILE not in names
 
 
-def _migrate_file(src: str, dst: str, serializer: Any, progress: Callable[[int, int], None] | None) -> int:
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, unit)``: how far :func:`migrate` got, in ``"items"`` or ``"pages"``."""
+
+
+def _migrate_file(src: str, dst: str, serializer: Any, progress: Progress | None) -> int:
     from .migrate import migrate_file_queue
 
     total = _file.legacy_queue_size(src, serializer)
@@ -731,11 +736,15 @@ def _migrate_file(src: str, dst: str, serializer: Any, progress: Callable[[int, 
         nonlocal done
         done += 1
         if progress is not None:
-            progress(done, total)
+            progress(done, total, "items")
 
     if progress is not None:
-        progress(0, total)
+        progress(0, total, "items")
     return migrate_file_queue(src, dst, _Counting(serializer, tick))
+
+
+def _pages(progress: Progress, done: int, total: int) -> None:
+    progress(done, total, "pages")
 
 
 async def migrate(
@@ -743,7 +752,7 @@ async def migrate(
     dst: str | os.PathLike[str],
     *,
     serializer: Any = "pickle",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> MigrateResult:
     """Copy a persist-queue 1.x queue ``src`` into a new persistq queue ``dst``; ``src`` is left unchanged.
 
@@ -757,8 +766,9 @@ async def migrate(
     Args:
         serializer: the serializer a file queue was written with (a built-in
             name or an object with ``load``); ``"pickle"`` runs stored code.
-        progress: called as ``progress(done, total)`` while copying (items,
-            or database pages), from a worker thread.
+        progress: called as ``progress(done, total, unit)`` while copying,
+            ``unit`` ``"items"`` (a file queue) or ``"pages"`` (a database),
+            from a worker thread.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if not await _thread(_is_database, src):
@@ -768,5 +778,6 @@ async def migrate(
     t = await locate(src)
     if t.engine != "sqlite":
         raise InspectionError(f"{src}: not an SQLite database")
-    out, tables = await _thread(_sqlite_admin.copy_database, t.path, dst, _sqlite_kinds(), progress)
+    pages = None if progress is None else functools.partial(_pages, progress)
+    out, tables = await _thread(_sqlite_admin.copy_database, t.path, dst, _sqlite_kinds(), pages)
     return MigrateResult("sqlite", t.path, out, tables=tables)

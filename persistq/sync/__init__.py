@@ -17,6 +17,7 @@ from ..errors import QueueLocked as QueueLocked
 from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
 from ..queues.ack import AckStatus as AckStatus
+from . import admin as admin
 from .ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
 from .ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
 from .ack import PriorityAckQueue as PriorityAckQueue
