@@ -11,6 +11,7 @@ Every queue here is async and runs on asyncio and trio; ``persistq.sync`` has
 blocking, thread-safe twins with the same names.
 """
 
+from . import admin as admin
 from . import serializers as serializers
 from .errors import CorruptionError as CorruptionError
 from .errors import Empty as Empty

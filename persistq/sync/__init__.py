@@ -18,6 +18,7 @@ from ..errors import QueueLocked as QueueLocked
 from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
 from ..queues.ack import AckStatus as AckStatus
+from . import admin as admin
 from .ack import AckQueue as AckQueue
 from .ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
 from .ack import FILOAckQueue as FILOAckQueue
