@@ -148,15 +148,30 @@ def _engine_class(engine: EngineName, what: str) -> Any:
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
-def _server_store(
-    location: Location, what: str, first: Any, serializer_name: str, db_file_name: str | None
+def _store(
+    location: Location,
+    what: str,
+    first: tuple[str, Any],
+    serializer_name: str,
+    db_file_name: str | None,
+    durability: Durability,
+    timeout: float,
 ) -> Any:
+    cls = _engine_class(location.engine, what)
+    key, value = first  # the spec (queues) or the name (dicts)
+    if location.engine == "sqlite":
+        return cls(
+            location.path,
+            db_file_name=db_file_name,
+            serializer_name=serializer_name,
+            durability=durability,
+            busy_timeout=timeout,
+            **{key: value},
+        )
     if db_file_name is not None:
         raise ValueError(f"db_file_name names an SQLite file; {location.display} is a server location")
     target = location.target
-    return _engine_class(location.engine, what)(
-        target.params, first, serializer_name, **target.store_options()
-    )
+    return cls(target.params, value, serializer_name, **target.store_options())
 
 
 def queue_store(
@@ -169,12 +184,11 @@ def queue_store(
     timeout: float = 10.0,
 ) -> QueueStore:
     """The engine storing a plain queue kind's table at ``location``."""
-    if location.engine == "sqlite":
-        cls = _engine_class("sqlite", "queue")
-        return cls(location.path, db_file_name, spec, serializer_name, durability, timeout)  # type: ignore[no-any-return]
-    # persist-queue's legacy tables exist only in SQLite files.
-    server_spec = TableSpec(spec.table, spec.order, spec.unique)
-    return _server_store(location, "queue", server_spec, serializer_name, db_file_name)  # type: ignore[no-any-return]
+    if location.is_server:
+        # persist-queue's legacy tables exist only in SQLite files.
+        spec = TableSpec(spec.table, spec.order, spec.unique)
+    store = _store(location, "queue", ("spec", spec), serializer_name, db_file_name, durability, timeout)
+    return store  # type: ignore[no-any-return]
 
 
 def ack_store(
@@ -187,10 +201,8 @@ def ack_store(
     timeout: float = 10.0,
 ) -> AckStore:
     """The engine storing an ack queue kind's table at ``location``."""
-    if location.engine == "sqlite":
-        cls = _engine_class("sqlite", "ack")
-        return cls(location.path, db_file_name, spec, serializer_name, durability, timeout)  # type: ignore[no-any-return]
-    return _server_store(location, "ack", spec, serializer_name, db_file_name)  # type: ignore[no-any-return]
+    store = _store(location, "ack", ("spec", spec), serializer_name, db_file_name, durability, timeout)
+    return store  # type: ignore[no-any-return]
 
 
 def dict_store(
@@ -203,7 +215,5 @@ def dict_store(
     timeout: float = 10.0,
 ) -> DictStore:
     """The engine storing the ``PDict`` named ``name`` (table ``dict_{name}``) at ``location``."""
-    if location.engine == "sqlite":
-        cls = _engine_class("sqlite", "dict")
-        return cls(location.path, name, serializer_name, db_file_name, durability, timeout)  # type: ignore[no-any-return]
-    return _server_store(location, "dict", name, serializer_name, db_file_name)  # type: ignore[no-any-return]
+    store = _store(location, "dict", ("name", name), serializer_name, db_file_name, durability, timeout)
+    return store  # type: ignore[no-any-return]
