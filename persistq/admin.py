@@ -664,8 +664,8 @@ async def requeue(
     if ids and not failed:
         raise ValueError("ids select failed items; they need failed=True")
     t, engine = await _engine(target, db_file)
-    assert isinstance(engine, _SQLEngine)
     ref = await ack_queue(t, table=table)
+    assert isinstance(engine, _SQLEngine)  # ack_queue refused the others
     before = await _in_flight(engine, t, ref)
     requeued = 0
     # auto_resume at open gives back items whose lease expired or whose

@@ -110,8 +110,14 @@ def _message(exc: sqlite3.Error) -> str:
     return str(exc) or type(exc).__name__
 
 
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
 def _error(message: str, exc: sqlite3.Error) -> InspectionError:
-    cls = CorruptQueueError if "not a database" in str(exc) else InspectionError
+    corrupt = getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES or any(
+        s in str(exc) for s in ("not a database", "malformed")
+    )
+    cls = CorruptQueueError if corrupt else InspectionError
     error = cls(message)
     error.__cause__ = exc
     return error
