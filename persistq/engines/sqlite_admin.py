@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import quote
 
-from ..errors import InvalidName
 from .inspection import (
     PEEK_STATUSES,
     CorruptQueueError,
@@ -47,7 +46,7 @@ from .inspection import (
     queue_info,
     status_counts,
 )
-from .sqlite import SQLITE_MAGIC, validate_name
+from .sqlite import SQLITE_MAGIC
 from .sqlite_ack import UNACK
 
 __all__ = (
@@ -89,14 +88,6 @@ def _files(db: str) -> list[str]:
 
 def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _valid_name(name: str) -> bool:
-    try:
-        validate_name(name)
-    except InvalidName:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------ errors
@@ -197,7 +188,7 @@ def _tables(conn: sqlite3.Connection, kinds: Sequence[KindSpec]) -> list[QueueRe
     serializers: dict[str, str] = {}
     if _META in names:
         serializers = dict(conn.execute(f"SELECT tbl, value FROM {_META} WHERE key='serializer'"))
-    return [t for n in names if (t := classify(n, kinds, serializers, _valid_name)) is not None]
+    return [t for n in names if (t := classify(n, kinds, serializers)) is not None]
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
