@@ -567,6 +567,28 @@ async def test_mysql_requeue_purge_optimize(mysql_dsn: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_mysql_dict_store(mysql_dsn: str) -> None:
+    """A PDict's table on MySQL is found and counted, and peek shows its keys in insertion order."""
+    mysql_dict = pytest.importorskip("persistq.engines.mysql_dict", reason="no MySQL dict store yet")
+    from _mysql_support import server_env
+
+    from persistq.engines.mysql import MySQLParams
+
+    env = server_env()
+    params = MySQLParams(env["host"], int(env["port"]), env["user"], "persistq_cli_admin", env["password"])
+    store = mysql_dict.MySQLDictStore(params, "conf", "json")
+    await store.open()
+    try:
+        await store.set("b", b"1")
+        await store.set("a", b"2")
+    finally:
+        await store.close()
+    assert counts_of(await admin.inspect(mysql_dsn)) == {"dict_conf": {"entries": 2}}
+    ref, records = await admin.peek(mysql_dsn, table="conf")
+    assert (ref.kind, [(r.key, r.data) for r in records]) == ("PDict", [("b", b"1"), ("a", b"2")])
+
+
+@pytest.mark.anyio
 async def test_mysql_unreachable_server_names_it_without_password() -> None:
     """A server that does not answer is an InspectionError naming host and port, never the password."""
     from _mysql_support import free_port

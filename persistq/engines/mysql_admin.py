@@ -227,8 +227,11 @@ def peek(
         t = _q(ref.table)
         with conn.cursor() as cur:
             if ref.order == "key":
-                order = "seq" if "seq" in _columns(cur, ref.table) else "`key`"
-                cur.execute(f"SELECT `key`, data FROM {t} ORDER BY {order} LIMIT %s", (n,))
+                # MySQLDictStore's layout: the key in column k (UTF-8), insertion order in seq.
+                columns = _columns(cur, ref.table)
+                key = "k" if "k" in columns else "`key`"
+                order = "seq" if "seq" in columns else key
+                cur.execute(f"SELECT {key}, data FROM {t} ORDER BY {order} LIMIT %s", (n,))
                 return ref, [
                     RawRecord(bytes(d), key=k.decode() if isinstance(k, bytes) else str(k))
                     for k, d in cur.fetchall()
