@@ -200,6 +200,7 @@ def _server_kinds(own_classes: Sequence[Any]) -> tuple[KindSpec, ...]:
 def _mysql_kinds() -> tuple[KindSpec, ...]:
     return _server_kinds(_mysql_classes())
 
+
 def _class_of(kind: str, candidates: Sequence[Any]) -> Any:
     for cls in candidates:
         if getattr(cls, "KIND_NAME", cls.__name__) == kind:
