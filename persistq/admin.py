@@ -187,13 +187,18 @@ def _sqlite_kinds() -> tuple[KindSpec, ...]:
     return (*specs, KindSpec(_DICT_PREFIX, "PDict", False, "key"))
 
 
-@functools.cache
-def _mysql_kinds() -> tuple[KindSpec, ...]:
-    # The MySQL classes name the tables they share a prefix with; persist-queue
-    # had no async MySQL class, so no bare legacy table exists there.
-    own = {c._TABLE_PREFIX: c for c in _mysql_classes()}
+def _server_kinds(own_classes: Sequence[Any]) -> tuple[KindSpec, ...]:
+    """The kinds on a server engine: every kind, named by the engine's own classes where they share
+    a prefix (MySQL's ``queue_`` tables are ``MySQLQueue``'s); persist-queue had no async class on a
+    server, so no bare legacy table exists there."""
+    own = {c._TABLE_PREFIX: c for c in own_classes}
     classes = [own.pop(c._TABLE_PREFIX, c) for c in _kind_classes()] + list(own.values())
     return (*(_spec(c, legacy=False) for c in classes), KindSpec(_DICT_PREFIX, "PDict", False, "key"))
+
+
+@functools.cache
+def _mysql_kinds() -> tuple[KindSpec, ...]:
+    return _server_kinds(_mysql_classes())
 
 
 def _class_of(kind: str, candidates: Sequence[Any]) -> Any:
@@ -326,7 +331,22 @@ class _SQLite(_SQLEngine):
 
 
 class _Server(_SQLEngine):
-    """An SQL engine on a server, reached by URL; its admin module defines ``SCHEMES``."""
+    """An SQL engine on a server, reached by URL; its admin module defines ``SCHEMES``.
+
+    Args:
+        own_classes: the kind classes written for this engine alone (MySQL's
+            persist-queue classes), opened with keywords; other kinds are
+            opened with the URL.
+    """
+
+    def __init__(
+        self,
+        module_name: str,
+        kinds: Callable[[], tuple[KindSpec, ...]],
+        own_classes: Callable[[], list[Any]] = list,
+    ) -> None:
+        super().__init__(module_name, kinds)
+        self.own_classes = own_classes
 
     @property
     def schemes(self) -> tuple[str, ...]:
@@ -338,15 +358,15 @@ class _Server(_SQLEngine):
         return str(self.module.safe_location(url))
 
     async def vacuum(self, t: Target, table: str | None) -> VacuumResult:
-        """``OPTIMIZE TABLE`` the queue tables chosen."""
+        """``OPTIMIZE TABLE`` (or the engine's like) the queue tables chosen."""
         return await _thread(self.module.optimize, t.path, self.kinds(), table)
 
     def open_ack(self, t: Target, ref: QueueRef, auto_resume: bool) -> Any:
         """The ack queue's class on the server (the table from ``name=``, not the URL)."""
-        cls = _class_of(ref.kind, [*_mysql_classes(), *_kind_classes()])
+        own = self.own_classes()
+        cls = _class_of(ref.kind, [*own, *_kind_classes()])
         serializer = _Opaque(ref.serializer or "pickle")
-        if cls in _mysql_classes():
-            # persist-queue's keyword constructor.
+        if cls in own:
             keywords = self.module.server_keywords(t.path)
             return cls(**keywords, name=ref.name, serializer=serializer, auto_resume=auto_resume)
         url = urlunsplit(urlsplit(t.path)._replace(query="", fragment=""))
@@ -394,10 +414,12 @@ def _no_table(table: str | None) -> None:
 _ENGINES: dict[str, _Admin] = {
     "sqlite": _SQLite(),
     "file": _File(),
-    "mysql": _Server("persistq.engines.mysql_admin", _mysql_kinds),
+    "mysql": _Server("persistq.engines.mysql_admin", _mysql_kinds, _mysql_classes),
 }
-"""The admin operations per engine. A new engine is an admin module and one entry here
-(a server engine: a ``_Server`` naming its module, which defines ``SCHEMES``)."""
+"""The admin operations per engine. A new engine is an admin module and one entry here: a server
+engine is a ``_Server`` naming its module, which defines ``SCHEMES``, ``safe_location``,
+``server_keywords`` and the functions of ``engines/mysql_admin.py`` (PostgreSQL:
+``_Server("persistq.engines.postgres_admin", functools.cache(lambda: _server_kinds(())))``)."""
 
 
 # ------------------------------------------------------------------ targets
@@ -664,8 +686,8 @@ async def requeue(
     if ids and not failed:
         raise ValueError("ids select failed items; they need failed=True")
     t, engine = await _engine(target, db_file)
-    assert isinstance(engine, _SQLEngine)
     ref = await ack_queue(t, table=table)
+    assert isinstance(engine, _SQLEngine)  # ack_queue refused the others
     before = await _in_flight(engine, t, ref)
     requeued = 0
     # auto_resume at open gives back items whose lease expired or whose

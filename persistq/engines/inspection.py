@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import CorruptionError, PersistQError, StorageError
+from ..errors import CorruptionError, InvalidName, PersistQError, StorageError
+from .sqlite import validate_name
 from .sqlite_ack import ACK_FAILED, ACKED, DELAYED, INITED, READY, UNACK
 
 __all__ = (
@@ -39,6 +40,7 @@ __all__ = (
     "classify",
     "disk_bytes",
     "empty_counts",
+    "is_queue_name",
     "oldest_of",
     "one",
     "pick",
@@ -282,11 +284,20 @@ class VacuumResult:
 # ------------------------------------------------------------------ tables
 
 
+def is_queue_name(name: str) -> bool:
+    """Whether ``name`` is a name the queue kinds accept (so a table named after it may be theirs)."""
+    try:
+        validate_name(name)
+    except InvalidName:
+        return False
+    return True
+
+
 def classify(
     table: str,
     kinds: Sequence[KindSpec],
     serializers: dict[str, str],
-    valid_name: Callable[[str], bool],
+    valid_name: Callable[[str], bool] = is_queue_name,
 ) -> QueueRef | None:
     """The queue a table holds, or ``None`` if no kind creates such a table.
 

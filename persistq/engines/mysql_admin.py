@@ -19,7 +19,6 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import InvalidName
 from .inspection import (
     PEEK_STATUSES,
     InspectionError,
@@ -42,7 +41,6 @@ from .inspection import (
     status_counts,
 )
 from .mysql import MySQLParams, _message, _pending_table, _pymysql, _q, parse_dsn
-from .sqlite import validate_name
 from .sqlite_ack import UNACK
 
 __all__ = (
@@ -62,14 +60,6 @@ SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
 
 _ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
 _CONNECT_TIMEOUT = 10
-
-
-def _valid_name(name: str) -> bool:
-    try:
-        validate_name(name)
-    except InvalidName:
-        return False
-    return True
 
 
 def _parse(dsn: str) -> dict[str, Any]:
@@ -142,7 +132,7 @@ def _tables(conn: Any, kinds: Sequence[KindSpec]) -> list[QueueRef]:
         if "persistq_meta" in names:
             cur.execute("SELECT tbl, value FROM persistq_meta WHERE `key` = 'serializer'")
             serializers = {str(r[0]): str(r[1]) for r in cur.fetchall()}
-    return [t for n in names if (t := classify(n, kinds, serializers, _valid_name)) is not None]
+    return [t for n in names if (t := classify(n, kinds, serializers)) is not None]
 
 
 def _chosen(conn: Any, p: dict[str, Any], kinds: Sequence[KindSpec], table: str | None) -> list[QueueRef]:
@@ -237,8 +227,11 @@ def peek(
         t = _q(ref.table)
         with conn.cursor() as cur:
             if ref.order == "key":
-                order = "seq" if "seq" in _columns(cur, ref.table) else "`key`"
-                cur.execute(f"SELECT `key`, data FROM {t} ORDER BY {order} LIMIT %s", (n,))
+                # MySQLDictStore's layout: the key in column k (UTF-8), insertion order in seq.
+                columns = _columns(cur, ref.table)
+                key = "k" if "k" in columns else "`key`"
+                order = "seq" if "seq" in columns else key
+                cur.execute(f"SELECT {key}, data FROM {t} ORDER BY {order} LIMIT %s", (n,))
                 return ref, [
                     RawRecord(bytes(d), key=k.decode() if isinstance(k, bytes) else str(k))
                     for k, d in cur.fetchall()

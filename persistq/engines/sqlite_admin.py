@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import quote
 
-from ..errors import InvalidName
 from .inspection import (
     PEEK_STATUSES,
     CorruptQueueError,
@@ -47,7 +46,7 @@ from .inspection import (
     queue_info,
     status_counts,
 )
-from .sqlite import SQLITE_MAGIC, validate_name
+from .sqlite import SQLITE_MAGIC
 from .sqlite_ack import UNACK
 
 __all__ = (
@@ -91,14 +90,6 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _valid_name(name: str) -> bool:
-    try:
-        validate_name(name)
-    except InvalidName:
-        return False
-    return True
-
-
 # ------------------------------------------------------------------ errors
 
 
@@ -110,8 +101,14 @@ def _message(exc: sqlite3.Error) -> str:
     return str(exc) or type(exc).__name__
 
 
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
 def _error(message: str, exc: sqlite3.Error) -> InspectionError:
-    cls = CorruptQueueError if "not a database" in str(exc) else InspectionError
+    corrupt = getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES or any(
+        s in str(exc) for s in ("not a database", "malformed")
+    )
+    cls = CorruptQueueError if corrupt else InspectionError
     error = cls(message)
     error.__cause__ = exc
     return error
@@ -191,7 +188,7 @@ def _tables(conn: sqlite3.Connection, kinds: Sequence[KindSpec]) -> list[QueueRe
     serializers: dict[str, str] = {}
     if _META in names:
         serializers = dict(conn.execute(f"SELECT tbl, value FROM {_META} WHERE key='serializer'"))
-    return [t for n in names if (t := classify(n, kinds, serializers, _valid_name)) is not None]
+    return [t for n in names if (t := classify(n, kinds, serializers)) is not None]
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
