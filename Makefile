@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MARIADB_DIR := $(CURDIR)/.mariadb
+PG_DIR := $(CURDIR)/.pg
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint bench stress clean
@@ -20,12 +21,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/python examples/producer_consumer.py
 
-## test: the whole suite on asyncio and trio, with a throwaway MariaDB on 127.0.0.1
+## test: the whole suite on asyncio and trio, with a throwaway MariaDB and PostgreSQL 15 on 127.0.0.1
 test: install
 	@status=0; \
 	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
-	set -a; . $(MARIADB_DIR)/env; set +a; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR); scripts/postgres.sh stop $(PG_DIR)' EXIT INT TERM; \
+	scripts/postgres.sh start $(PG_DIR) || exit 1; \
+	set -a; . $(MARIADB_DIR)/env; . $(PG_DIR)/env; set +a; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
@@ -58,5 +60,6 @@ stress: install
 
 clean:
 	-scripts/mariadb.sh stop $(MARIADB_DIR)
+	-scripts/postgres.sh stop $(PG_DIR)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

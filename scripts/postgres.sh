@@ -57,7 +57,20 @@ find_bindir() {
         dirname "$(command -v postgres)"
         return 0
     fi
-    die "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres); install postgresql and retry"
+    return 1
+}
+
+# find_bindir, installing Debian's postgresql (15 on bookworm) with apt-get when none is found.
+find_or_install_bindir() {
+    if find_bindir; then
+        return 0
+    fi
+    [[ $(id -u) -eq 0 ]] || die "PostgreSQL is not installed and we are not root; install it (apt-get install postgresql) and retry"
+    log "PostgreSQL not found; installing Debian's postgresql with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; } \
+        || die "apt-get could not install postgresql"
+    find_bindir || die "PostgreSQL is still not installed (no /usr/lib/postgresql/*/bin/postgres)"
 }
 
 # Run a command as the server's OS account (root may not run PostgreSQL).
@@ -220,7 +233,7 @@ EOF
 
 cmd_start() {
     local dir=$1 bindir port attempt ok=0 pwfile
-    bindir=$(find_bindir)
+    bindir=$(find_or_install_bindir)
     if [[ $(id -u) -eq 0 ]]; then
         id "$PG_USER" >/dev/null 2>&1 || die "PostgreSQL refuses to run as root and there is no '$PG_USER' user"
     fi

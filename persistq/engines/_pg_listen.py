@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import _threads as threading
+from .. import _runtime as threading
 
 __all__ = ("CHANNEL", "PING_SECONDS", "POLL_SECONDS", "Listener", "listener_count", "watch")
 

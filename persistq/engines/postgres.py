@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from .. import _runtime as threading
 from ..errors import (
     InvalidName,
     ItemNotFound,
@@ -78,7 +79,6 @@ from ..errors import (
     StorageError,
 )
 from . import _pg_listen
-from . import _threads as threading
 from ._worker import NOT_NOW, Job, Worker, run_job, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
