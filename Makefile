@@ -39,18 +39,20 @@ lint: install
 	MYPYPATH=$(CURDIR) $(BIN)/mypy --strict tests/typing
 	$(BIN)/basedpyright --pythonpath $(BIN)/python
 
-## bench: persistq beside persist-queue 1.1.0 and diskcache, then MySQL with 1 and 4 processes,
-## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), then the
-## file queue's fsyncs per operation (strace)
+## bench: persistq beside persist-queue 1.1.0 and diskcache, then the server engines with 1 and 4 processes
+## on a throwaway MariaDB and PostgreSQL (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), the
+## file queue's fsyncs per operation (strace), and cross-process wake-up latency (benchmarks/WAKEUP_RESULTS.md)
 bench: install
 	$(BIN)/python -m pip install --quiet --group bench
 	@status=0; \
 	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
-	set -a; . $(MARIADB_DIR)/env; set +a; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR); scripts/postgres.sh stop $(PG_DIR)' EXIT INT TERM; \
+	scripts/postgres.sh start $(PG_DIR) || exit 1; \
+	set -a; . $(MARIADB_DIR)/env; . $(PG_DIR)/env; set +a; \
 	$(BIN)/python benchmarks/run_benchmark.py 1000 console || status=$$?; \
 	$(BIN)/python benchmarks/mysql_processes.py --repeat 3 --out benchmarks/MYSQL_RESULTS.md || status=$$?; \
 	$(BIN)/python benchmarks/file_fsyncs.py || status=$$?; \
+	$(BIN)/python benchmarks/wakeup_latency.py --out benchmarks/WAKEUP_RESULTS.md || status=$$?; \
 	exit $$status
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests
