@@ -78,9 +78,11 @@ class SQLiteAckQueue(SQLiteQueue):
     good. Drop-in for persist-queue's ``SQLiteAckQueue``
     (table ``ack_queue_{name}``; its databases open in place).
 
+    ``path``, ``name``, ``multithreading``, ``timeout``, ``serializer``,
+    ``db_file_name``, ``maxsize``, ``durability`` and ``poll_interval`` are as
+    in :class:`~persistq.SQLiteQueue`.
+
     Args:
-        path, name, multithreading, timeout, serializer, db_file_name, maxsize,
-            durability, poll_interval: as :class:`~persistq.SQLiteQueue`.
         auto_resume: at open, give back in-flight items whose lease expired or
             whose consumer process is gone (never those of a live consumer in
             another process).
