@@ -166,7 +166,13 @@ def _run(block: Block, code: str, cwd: Path) -> subprocess.CompletedProcess[str]
         raise AssertionError(f"{block.page}:{block.line}: cannot run a {block.language!r} block")
     # A session of its own, so a hung example's children die with it.
     with subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     ) as proc:
         try:
             out, err = proc.communicate(timeout=TIMEOUT)
