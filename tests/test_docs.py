@@ -228,6 +228,21 @@ def test_docs_fences_are_known() -> None:
             )
 
 
+@pytest.mark.parametrize(
+    ("module_name", "page"), [("persistq", "reference/persistq.md"), ("persistq.sync", "reference/sync.md")]
+)
+def test_reference_page_names_every_export(module_name: str, page: str) -> None:
+    """Each name a namespace exports is rendered (a ``:::`` block) or named on its reference page."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    text = (DOCS / page).read_text(encoding="utf-8")
+    rendered = set(re.findall(rf"^::: {re.escape(module_name)}\.(\w+)$", text, flags=re.M))
+    named = set(re.findall(r"`(\w+)`", text))
+    missing = [name for name in module.__all__ if name not in rendered and name not in named]
+    assert not missing, f"{page} does not document {missing}"
+
+
 def test_docs_have_examples() -> None:
     """The site carries examples on the home page, in getting started and in the guides."""
     ran = {chain.blocks[0].page.split("/")[0] for chain in CHAINS}
