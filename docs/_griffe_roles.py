@@ -1,11 +1,12 @@
-"""A griffe extension for the docs build: Sphinx roles in docstrings become Markdown.
+"""A griffe extension for the docs build: reStructuredText in docstrings becomes Markdown.
 
-persistq's docstrings use Sphinx cross-reference roles (``:class:`~persistq.errors.Full```),
-which mkdocstrings would print literally. Here a role naming a public persistq object
-(``persistq.…`` outside private modules) becomes an autorefs link, so ``mkdocs build
---strict`` fails when it names something the reference does not document; any other role
-(a relative name, the standard library, an internal module) becomes inline code. The
-docstrings themselves stay as they are, readable in ``help()`` and editors.
+persistq's docstrings use Sphinx cross-reference roles (``:class:`~persistq.errors.Full```)
+and reST's ``::`` before a literal block, which mkdocstrings would print literally. Here a role
+naming a public persistq object (``persistq.…`` outside private modules) becomes an autorefs
+link, so ``mkdocs build --strict`` fails when it names something the reference does not
+document; any other role (a relative name, the standard library, an internal module) becomes
+inline code. A paragraph ending in ``::`` ends in ``:`` (its indented block is a Markdown code
+block already). The docstrings themselves stay as they are, readable in ``help()`` and editors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import griffe
 
 _ROLE = re.compile(r":(?:class|meth|func|mod|attr|exc|data|obj):`(~?)([^`<>]+?)`")
 # Internal layers: documented in their docstrings, not on the site.
+_LITERAL_BLOCK = re.compile(r"(?<=\S)::$", flags=re.M)
 _INTERNAL = re.compile(r"^persistq\.(?:engines|queues|cli|migrate|pdict)\b|\._")
 
 
@@ -30,7 +32,7 @@ def _replace(match: re.Match[str]) -> str:
 
 def convert(text: str) -> str:
     """Return ``text`` with every Sphinx role replaced (see the module docstring)."""
-    return _ROLE.sub(_replace, text)
+    return _LITERAL_BLOCK.sub(":", _ROLE.sub(_replace, text))
 
 
 class SphinxRoles(griffe.Extension):
