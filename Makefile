@@ -7,12 +7,12 @@ MARIADB_DIR := $(CURDIR)/.mariadb
 PG_DIR := $(CURDIR)/.pg
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench stress clean
+.PHONY: install run test lint docs bench stress clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[all]" --group test --group lint
+	$(BIN)/python -m pip install --quiet -e ".[all]" --group test --group lint --group docs
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,13 +31,18 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-## lint: ruff check, ruff format --check, mypy --strict; the typed example under mypy --strict and basedpyright
-lint: install
+## lint: ruff check, ruff format --check, mypy --strict; the typed example under mypy --strict and basedpyright;
+## and the docs build
+lint: install docs
 	$(BIN)/ruff check persistq tests benchmarks examples
 	$(BIN)/ruff format --check persistq tests benchmarks examples
 	$(BIN)/mypy --strict persistq
 	MYPYPATH=$(CURDIR) $(BIN)/mypy --strict tests/typing
 	$(BIN)/basedpyright --pythonpath $(BIN)/python
+
+## docs: the reference site into site/; --strict: a warning (broken link, unrenderable docstring) fails
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## bench: persistq beside persist-queue 1.1.0 and diskcache, then the server engines with 1 and 4 processes
 ## on a throwaway MariaDB and PostgreSQL (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), the

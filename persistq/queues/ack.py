@@ -83,10 +83,12 @@ class AckQueue(FIFOQueue[_T]):
     (``mysql://…``, ``postgresql://…``) leases and delays run on the
     server's clock.
 
+    ``path``, ``name``, ``multithreading``, ``timeout``, ``serializer``,
+    ``db_file_name``, ``maxsize``, ``durability`` and ``poll_interval`` are as
+    in :class:`~persistq.FIFOQueue` (``path``: a directory, an SQLite file or
+    a server URL).
+
     Args:
-        path, name, multithreading, timeout, serializer, db_file_name, maxsize,
-            durability, poll_interval: as :class:`~persistq.FIFOQueue` (``path``
-            a directory, an SQLite file or a server URL).
         auto_resume: at open, give back in-flight items whose lease expired or
             whose consumer process is gone (never those of a live consumer in
             another process).

@@ -41,11 +41,14 @@ class MySQLAckQueue(MySQLAttributes, AckQueue[_T]):
     back when their lease ends, so set ``visibility_timeout`` whenever
     consumers run on more than one machine.
 
+    ``host``, ``user``, ``passwd``, ``db_name``, ``name``, ``port``,
+    ``charset``, ``serializer``, ``password``, ``database``, ``table_name``,
+    ``dsn``, ``pool_size``, ``driver``, ``maxsize``, ``timeout``,
+    ``poll_interval``, ``max_poll_interval`` and ``durability`` are as in
+    :class:`~persistq.MySQLQueue`; the table is ``ack_queue_{name}`` (name:
+    1-54 characters).
+
     Args:
-        host, user, passwd, db_name, name, port, charset, serializer,
-            password, database, table_name, dsn, pool_size, driver, maxsize, timeout,
-            poll_interval, max_poll_interval, durability: as :class:`~persistq.MySQLQueue`; the
-            table is ``ack_queue_{name}`` (name: 1-54 characters).
         auto_commit: accepted for compatibility; ack queues always commit
             (``False`` warns, as persist-queue does).
         auto_resume: at open, give back in-flight items whose lease expired or
