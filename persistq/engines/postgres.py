@@ -378,6 +378,7 @@ class PostgresDatabase:
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
         self._opened = False
+        self._closed = False
         self._pid = os.getpid()
         self._unwatch: list[Callable[[], None]] = []
 
@@ -389,7 +390,7 @@ class PostgresDatabase:
     @property
     def is_open(self) -> bool:
         """Whether the engine was opened and not closed (in this process)."""
-        return self._opened and self._pid == os.getpid()
+        return self._opened and not self._closed and self._pid == os.getpid()
 
     def _start(self) -> None:
         if not self._slots:
@@ -413,7 +414,12 @@ class PostgresDatabase:
             raise QueueClosed(
                 "this queue was opened in another process (before a fork); open it again in this process"
             )
-        if not self._slots or not self._opened or not all(s.worker and s.worker.alive for s in self._slots):
+        if (
+            self._closed
+            or not self._slots
+            or not self._opened
+            or not all(s.worker and s.worker.alive for s in self._slots)
+        ):
             raise QueueClosed("the queue is closed")
 
     def _acquire(self) -> _Slot:
@@ -764,7 +770,7 @@ class PostgresDatabase:
                 host and port), or refuses the account or the schema.
             SerializerMismatch: the table was written with another serializer.
         """
-        if self._opened:
+        if self._opened or self._closed:
             self._check_alive()
             return
         self._start()
@@ -780,7 +786,7 @@ class PostgresDatabase:
 
     def open_blocking(self) -> None:
         """Like :meth:`open`, blocking the calling thread."""
-        if self._opened:
+        if self._opened or self._closed:
             self._check_alive()
             return
         self._start()
@@ -803,6 +809,7 @@ class PostgresDatabase:
         """Finish queued jobs, close the connections, stop the workers and this engine's watches."""
         if self._pid != os.getpid():
             return
+        self._closed = True
         self._drop_watches()
         if not self._slots:
             return
@@ -812,6 +819,7 @@ class PostgresDatabase:
     def close_nowait(self) -> None:
         """Stop the workers after their queued jobs, without waiting (for ``__del__``)."""
         if self._pid == os.getpid():
+            self._closed = True
             self._drop_watches()
             if self._slots:
                 self._stop()
