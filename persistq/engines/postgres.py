@@ -533,6 +533,9 @@ class PostgresDatabase:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            # Data sent but not acknowledged this long (a network that drops
+            # everything) breaks the connection instead of hanging for minutes.
+            "tcp_user_timeout": max(10_000, statement_ms),
         }
         if p.sslmode is not None:
             kwargs["sslmode"] = p.sslmode
