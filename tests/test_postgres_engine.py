@@ -898,3 +898,84 @@ def test_listener_reconnects_after_a_restart_and_calls_every_watcher(private: di
     finally:
         unwatch()
         engine.close_nowait()
+
+
+@pytest.mark.anyio
+async def test_a_statement_running_past_statement_timeout_is_cancelled(
+    env: dict[str, str], table: str
+) -> None:
+    """statement_timeout is set on every connection: a statement running longer fails with StorageError."""
+    e = PostgresEngine(params(env, statement_timeout=0.3), TableSpec(table), "pickle")
+    async with opened(e):
+        assert await e._run(lambda tx: tx.one("SHOW statement_timeout")[0], kind="read") == "300ms"
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="statement timeout"):
+            await e._run(lambda tx: tx.one("SELECT pg_sleep(5)"), kind="read")
+        assert time.monotonic() - started < 3
+        assert await e.count() == 0  # the connection is still usable
+
+
+@pytest.mark.anyio
+async def test_a_batch_whose_connection_dies_twice_fails_after_one_rerun(
+    env: dict[str, str], table: str
+) -> None:
+    """A connection lost before COMMIT is reconnected and the batch rerun once; lost again: StorageError."""
+    e = PostgresEngine(params(env), TableSpec(table), "pickle")
+    runs: list[int] = []
+
+    def doomed(tx: Any) -> None:
+        runs.append(1)
+        tx.one("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    async with opened(e):
+        with pytest.raises(StorageError, match="lost the connection"):
+            await e._run(doomed)
+        assert len(runs) == 2
+        assert await e.count() == 0  # a fresh connection serves the next operation
+
+
+@pytest.mark.anyio
+async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_retried(
+    env: dict[str, str], table: str
+) -> None:
+    """A put whose connection dies inside COMMIT raises a StorageError saying the outcome is unknown, once."""
+    e = PostgresEngine(params(env), TableSpec(table), "pickle")
+    async with opened(e):
+        counter = f'"{table}_commits"'
+        # A deferred constraint trigger runs at COMMIT: it counts (a sequence is
+        # not transactional) and then kills its own session.
+        sql(env, f"CREATE SEQUENCE {counter}")
+        sql(
+            env,
+            f'CREATE FUNCTION "{table}_die"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+            f"PERFORM nextval('{counter}'); PERFORM pg_terminate_backend(pg_backend_pid()); "
+            "RETURN NULL; END $$",
+        )
+        sql(
+            env,
+            f'CREATE CONSTRAINT TRIGGER "{table}_at_commit" AFTER INSERT ON "{table}" '
+            f'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "{table}_die"()',
+        )
+        try:
+            with pytest.raises(StorageError, match="may or may not have been applied"):
+                await e.put(_rows(b"x"))
+            assert sql(env, f"SELECT last_value FROM {counter}") == [(1,)]  # COMMIT was sent once
+            sql(env, f'DROP TRIGGER "{table}_at_commit" ON "{table}"')
+            assert await e.put(_rows(b"y")) is not None
+            assert [r[1] for r in await e.rows()] == [b"y"]  # the server rolled the first one back
+        finally:
+            sql(env, f'DROP TRIGGER IF EXISTS "{table}_at_commit" ON "{table}"')
+            sql(env, f'DROP FUNCTION IF EXISTS "{table}_die"()')
+            sql(env, f"DROP SEQUENCE IF EXISTS {counter}")
+
+
+@pytest.mark.anyio
+async def test_open_after_close_is_refused(env: dict[str, str], table: str) -> None:
+    """A closed engine reports is_open False and cannot be opened again."""
+    e = PostgresEngine(params(env), TableSpec(table), "pickle")
+    await e.open()
+    assert e.is_open
+    await e.close()
+    assert not e.is_open
+    with pytest.raises(QueueClosed):
+        await e.open()

@@ -208,15 +208,20 @@ class PostgresAckEngine(PostgresDatabase):
                     f"DELETE FROM {self._t} WHERE digest = ANY(%s) AND status IN ({ACKED}, {ACK_FAILED})",
                     (digests,),
                 )
-            found = tx.all(f"INSERT INTO {self._t} ({cols}) {source}{conflict}{returning}", arrays)
+            mark, mark_args = tx.mark_cte("ins")
+            found = tx.all(
+                f"WITH ins AS (INSERT INTO {self._t} ({cols}) {source}{conflict}{returning}), {mark} "
+                "SELECT * FROM ins",
+                arrays + mark_args,
+            )
+            if found:
+                tx.touch(marked=True)
             if not self._unique:
                 # One statement's identity values grow in the order of its rows.
                 ids.extend(sorted(int(r[0]) for r in found))
                 continue
             by_digest = {bytes(r[1]): int(r[0]) for r in found}
             ids.extend(by_digest.pop(d, None) for d in digests)
-        if any(i is not None for i in ids):
-            tx.touch()
         return ids
 
     def _sql_delete(self, tx: Tx, ids: Sequence[int | None]) -> None:
@@ -320,19 +325,21 @@ class PostgresAckEngine(PostgresDatabase):
             # only the rows taken are read and locked.
             pick = (
                 f"SELECT * FROM {t} WHERE status < 2{after} ORDER BY {self._order_by} "
-                "LIMIT %s FOR UPDATE SKIP LOCKED"
+                f"LIMIT {int(n)} FOR UPDATE SKIP LOCKED"  # a literal plans faster than a parameter
             )
-            args.append(n)
         lease_sql = "NULL" if lease is None else f"{NOW_SQL} + %s"
         if lease is not None:
             args.append(float(lease))
         args.append(owner_id)
+        mark, mark_args = tx.mark_cte("u")
+        prio = "c.priority" if self._prio else "NULL::bigint"
         return tx.all(
-            f"WITH c AS ({pick}) UPDATE {t} SET status = {UNACK}, pq_attempts = {t}.pq_attempts + 1, "
+            f"WITH c AS ({pick}), u AS (UPDATE {t} SET status = {UNACK}, pq_attempts = {t}.pq_attempts + 1, "
             f"pq_lease = {lease_sql}, pq_owner = %s FROM c WHERE {t}._id = c._id "
-            f"RETURNING {t}._id, {t}.data, {t}.timestamp, {'c.priority' if self._prio else 'NULL::bigint'}, "
-            f"{t}.pq_attempts, c.status, c.pq_attempts, c.pq_lease, c.pq_owner, c.pq_ready_at",
-            args,
+            f"RETURNING {t}._id AS i, {t}.data AS d, {t}.timestamp AS ts, {prio} AS p, {t}.pq_attempts AS a, "
+            "c.status AS os, c.pq_attempts AS oa, c.pq_lease AS ol, c.pq_owner AS oo, c.pq_ready_at AS orr), "
+            f"{mark} SELECT i, d, ts, p, a, os, oa, ol, oo, orr FROM u",
+            args + mark_args,
         )
 
     def _sql_claim(
@@ -369,7 +376,7 @@ class PostgresAckEngine(PostgresDatabase):
                 self._contended = deliverable
             return Claim([], [], self._next_due(now, lease_end, due))
         self._contended = False
-        tx.touch()
+        tx.touch(marked=True)
         rows: list[AckRow] = [
             (int(r[0]), bytes(r[1]), float(r[2]), _opt_int(r[3]), UNACK, int(r[4])) for r in found
         ]
