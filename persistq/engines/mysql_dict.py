@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import KeyTooLong as KeyTooLong
-from ._worker import Job
+from ._dict_ops import DictOperations
 from .mysql import (
     DEFAULT_POOL_SIZE,
     Driver,
@@ -62,7 +62,7 @@ def _entry(r: Sequence[Any]) -> Entry:
     return (int(r[0]), bytes(r[1]).decode("utf-8"), b"" if r[2] is None else bytes(r[2]))
 
 
-class MySQLDictStore(MySQLDatabase):
+class MySQLDictStore(DictOperations, MySQLDatabase):
     """Storage for one persistent mapping (the table ``dict_{name}``) on a MySQL / MariaDB server.
 
     Every operation is one transaction; once it returns it is committed.
@@ -85,6 +85,9 @@ class MySQLDictStore(MySQLDatabase):
     :class:`KeyTooLong` for them (before writing anything); reads find no
     such key.
     """
+
+    def _stored_key(self, key: str) -> bytes:
+        return _stored_key(key)
 
     def __init__(
         self,
@@ -214,109 +217,6 @@ class MySQLDictStore(MySQLDatabase):
         _insert_many(cur, self._t, ("k", "data"), pairs, " ON DUPLICATE KEY UPDATE data = VALUES(data)")
 
     # ------------------------------------------------------- the operations
-
-    async def get(self, key: str) -> bytes | None:
-        """Return the data stored under ``key``, or ``None``."""
-        return await self._run(self._sql_get, key, kind="read")
-
-    async def set(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` (an upsert; an existing key keeps its place).
-
-        Committed on return. Cancel-atomic: a cancelled caller's change is undone.
-
-        Raises:
-            KeyTooLong: ``key`` has more than :data:`MAX_KEY_BYTES` UTF-8 bytes.
-        """
-        _stored_key(key)
-
-        def undo(old: Entry | None) -> Job[None]:
-            return Job(self._sql_undo_set, key, old)
-
-        await self._run(self._sql_set, key, data, undo=undo)
-
-    async def pop(self, key: str) -> bytes | None:
-        """Delete ``key`` and return its data, or ``None`` if it was not stored.
-
-        Atomic (one ``DELETE … RETURNING`` on MariaDB) and cancel-atomic: a
-        cancelled caller's entry goes back in its old place.
-        """
-
-        def undo(entry: Entry | None) -> Job[None]:
-            return Job(self._sql_restore, [] if entry is None else [entry])
-
-        entry = await self._run(self._sql_pop, key, undo=undo)
-        return None if entry is None else entry[2]
-
-    async def delete(self, key: str) -> bool:
-        """Delete ``key``; return whether it was stored (cancel-atomic, as :meth:`pop`)."""
-        return await self.pop(key) is not None
-
-    async def popitem(self) -> tuple[str, bytes] | None:
-        """Delete and return the most recently inserted entry, or ``None`` if empty.
-
-        Atomic across processes and machines (no two callers get the same
-        entry) and cancel-atomic.
-        """
-
-        def undo(entry: Entry | None) -> Job[None]:
-            return Job(self._sql_restore, [] if entry is None else [entry])
-
-        entry = await self._run(self._sql_popitem, undo=undo)
-        return None if entry is None else (entry[1], entry[2])
-
-    async def setdefault(self, key: str, data: bytes) -> bytes | None:
-        """Store ``data`` under ``key`` unless the key exists (atomic).
-
-        Returns:
-            ``None`` if ``data`` was stored, else the data already stored.
-
-        Raises:
-            KeyTooLong: ``key`` has more than :data:`MAX_KEY_BYTES` UTF-8 bytes.
-        """
-        _stored_key(key)
-
-        def undo(existing: bytes | None) -> Job[None]:
-            return Job(self._sql_undo_setdefault, key, existing)
-
-        return await self._run(self._sql_setdefault, key, data, undo=undo)
-
-    async def contains(self, key: str) -> bool:
-        """Whether ``key`` is stored."""
-        return await self._run(self._sql_contains, key, kind="read")
-
-    async def count(self) -> int:
-        """Number of entries."""
-        return await self._run(self._sql_len, kind="read")
-
-    async def page(self, kind: PageKind, after: int | None, limit: int | None) -> list[Entry]:
-        """Entries in insertion order, after ``seq`` ``after``, at most ``limit``.
-
-        With ``kind="keys"`` the data of each entry is ``b""`` (not read).
-        ``after=None`` starts at the first entry; ``limit=None`` reads to the
-        end in one consistent snapshot (one statement).
-        """
-        return await self._run(self._sql_page, kind, after, limit, kind="read")
-
-    async def clear(self) -> int:
-        """Delete every entry; return how many there were.
-
-        Runs to completion once it reached the server, even if the caller is
-        cancelled.
-        """
-        return await self._run(self._sql_clear)
-
-    async def update(self, pairs: Sequence[tuple[str, bytes]]) -> None:
-        """Store many entries in one transaction (all or none); existing keys keep their places.
-
-        Runs to completion once it reached the server, even if the caller is
-        cancelled.
-
-        Raises:
-            KeyTooLong: a key has more than :data:`MAX_KEY_BYTES` UTF-8 bytes
-                (nothing is written).
-        """
-        encoded = [(_stored_key(k), v) for k, v in pairs]
-        await self._run(self._sql_update, encoded)
 
     def _sql_data_version(self, cur: Any) -> int:
         cur.execute(
