@@ -415,11 +415,11 @@ _ENGINES: dict[str, _Admin] = {
     "sqlite": _SQLite(),
     "file": _File(),
     "mysql": _Server("persistq.engines.mysql_admin", _mysql_kinds, _mysql_classes),
+    "postgresql": _Server("persistq.engines.postgres_admin", functools.cache(lambda: _server_kinds(()))),
 }
 """The admin operations per engine. A new engine is an admin module and one entry here: a server
 engine is a ``_Server`` naming its module, which defines ``SCHEMES``, ``safe_location``,
-``server_keywords`` and the functions of ``engines/mysql_admin.py`` (PostgreSQL:
-``_Server("persistq.engines.postgres_admin", functools.cache(lambda: _server_kinds(())))``)."""
+``server_keywords`` and the functions of ``engines/mysql_admin.py``."""
 
 
 # ------------------------------------------------------------------ targets

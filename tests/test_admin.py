@@ -88,9 +88,11 @@ async def test_locate_every_kind_of_target(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_locate_refuses_clearly(tmp_path: Path) -> None:
     """Unknown schemes, bad DSNs, missing paths, non-queue directories, non-databases raise typed errors."""
-    with pytest.raises(admin.LocationError, match="postgres:// is not supported") as unknown:
-        await admin.locate("postgres://u@h/db")
-    assert unknown.value.scheme == "postgres"
+    with pytest.raises(admin.LocationError, match="redis:// is not supported") as unknown:
+        await admin.locate("redis://u@h/db")
+    assert unknown.value.scheme == "redis"
+    pg = await admin.locate("postgres://me:secret@db.example:5433/q")
+    assert (pg.engine, pg.shown) == ("postgresql", "postgresql://me@db.example:5433/q")
     assert isinstance(unknown.value, ValueError)
     with pytest.raises(admin.LocationError, match="port") as bad:
         await admin.inspect("mysql://u:p@h:notaport/db")
