@@ -12,7 +12,10 @@ block's fence changes that:
 * ``<!-- requires: mysql -->``: the block needs the throwaway MariaDB of ``make test``; without it
   the block is skipped (and fails on CI, as the other MySQL tests do). The DSN host part
   ``app:secret@db.internal:3306/jobs`` is replaced by the test server's, and each ``table=NAME``
-  by a fresh table, dropped afterwards.
+  by a fresh table, dropped afterwards;
+* ``<!-- requires: postgresql -->``: the same for the throwaway PostgreSQL of ``make test``
+  (``PERSISTQ_PG_*``): ``app:secret@db.internal:5432/work`` becomes the test server's, each
+  ``table=NAME`` a fresh name, and every table holding that name is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ TIMEOUT = 90.0
 
 DSN_PLACEHOLDER = "app:secret@db.internal:3306/jobs"
 """The user, password, host, port and database the MySQL examples show."""
+
+PG_DSN_PLACEHOLDER = "app:secret@db.internal:5432/work"
+"""The user, password, host, port and database the PostgreSQL examples show."""
+
+SERVICES = {"mysql": DSN_PLACEHOLDER, "postgresql": PG_DSN_PLACEHOLDER}
+"""What a ``requires`` marker may name, and the DSN placeholder its examples use."""
 
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
 _MARKER = re.compile(r"^<!--\s*(no-run|continue|requires)\s*(?::\s*(.*?))?\s*-->$")
@@ -69,9 +78,12 @@ class Chain:
         return f"{first.page}:{first.line}"
 
     @property
-    def needs_mysql(self) -> bool:
-        """Whether a block of the chain needs the MySQL server."""
-        return any(b.marker == "requires" and b.argument == "mysql" for b in self.blocks)
+    def service(self) -> str | None:
+        """The server a block of the chain requires (``mysql`` or ``postgresql``), if any."""
+        needed = {b.argument for b in self.blocks if b.marker == "requires"}
+        if len(needed) > 1:
+            raise AssertionError(f"{self.id}: one chain cannot require {sorted(needed)}")
+        return needed.pop() if needed else None
 
 
 def parse_page(path: Path) -> list[Block]:
@@ -138,7 +150,8 @@ def chains() -> list[Chain]:
 CHAINS = chains()
 
 
-def _mysql_rewrite(code: str, env: dict[str, str], prefix: str, tables: set[str]) -> str:
+def _rewrite(code: str, placeholder: str, env: dict[str, str], prefix: str, tables: set[str]) -> str:
+    """``code`` pointed at the test server, each ``table=NAME`` made fresh (and noted in ``tables``)."""
     from urllib.parse import quote
 
     server = (
@@ -151,7 +164,7 @@ def _mysql_rewrite(code: str, env: dict[str, str], prefix: str, tables: set[str]
         tables.add(name)
         return match.group(1) + name
 
-    return _TABLE.sub(table, code.replace(DSN_PLACEHOLDER, server))
+    return _TABLE.sub(table, code.replace(placeholder, server))
 
 
 def _run(block: Block, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -183,29 +196,65 @@ def _run(block: Block, code: str, cwd: Path) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+def _pg_env() -> dict[str, str]:
+    """The throwaway PostgreSQL's settings; fail on CI without a server, else skip."""
+    from _engines import pg_env
+
+    found = pg_env()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: start them through `make test`")
+        pytest.skip("run through `make test` to start the throwaway PostgreSQL")
+    pytest.importorskip("psycopg")
+    return found
+
+
+def _drop_pg(env: dict[str, str], prefix: str) -> None:
+    """Drop every table whose name holds ``prefix`` (data, pending, dict tables) and its serializer record."""
+    import psycopg
+    from _engines import server_url
+
+    with psycopg.connect(server_url("postgresql", env), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
+            (f"%{prefix}%",),
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+        if conn.execute("SELECT to_regclass('persistq_meta')").fetchone() != (None,):
+            conn.execute("DELETE FROM persistq_meta WHERE tbl LIKE %s", (f"%{prefix}%",))
+
+
 @pytest.mark.parametrize("chain", CHAINS, ids=[c.id for c in CHAINS])
 def test_docs_example_runs(chain: Chain, tmp_path: Path) -> None:
     """The example (and the steps that continue it) exits 0 in a fresh directory."""
     tables: set[str] = set()
     env: dict[str, str] | None = None
-    if chain.needs_mysql:
+    service = chain.service
+    if service == "mysql":
         from _mysql_support import server_env
 
         env = server_env()
+    elif service == "postgresql":
+        env = _pg_env()
     prefix = f"docs{uuid.uuid4().hex[:8]}_"
     try:
         for block in chain.blocks:
-            code = _mysql_rewrite(block.code, env, prefix, tables) if env is not None else block.code
+            code = block.code
+            if service is not None and env is not None:
+                code = _rewrite(code, SERVICES[service], env, prefix, tables)
             result = _run(block, code, tmp_path)
             assert result.returncode == 0, (
                 f"{block.page}:{block.line} exited {result.returncode}\n"
                 f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
             )
     finally:
-        if env is not None and tables:
+        if service == "mysql" and env is not None and tables:
             from _mysql_support import drop_tables
 
             drop_tables(env, *(f"{kind}_{t}" for t in tables for kind in ("queue", "ack_queue")))
+        elif service == "postgresql" and env is not None:
+            _drop_pg(env, prefix)
 
 
 def test_docs_markers_are_well_formed() -> None:
@@ -216,7 +265,7 @@ def test_docs_markers_are_well_formed() -> None:
             if block.marker == "no-run":
                 assert block.argument, f"{where}: no-run needs a reason"
             if block.marker == "requires":
-                assert block.argument == "mysql", f"{where}: unknown requirement {block.argument!r}"
+                assert block.argument in SERVICES, f"{where}: unknown requirement {block.argument!r}"
 
 
 def test_docs_fences_are_known() -> None:
@@ -229,7 +278,12 @@ def test_docs_fences_are_known() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module_name", "page"), [("persistq", "reference/persistq.md"), ("persistq.sync", "reference/sync.md")]
+    ("module_name", "page"),
+    [
+        ("persistq", "reference/persistq.md"),
+        ("persistq.sync", "reference/sync.md"),
+        ("persistq.admin", "reference/admin.md"),
+    ],
 )
 def test_reference_page_names_every_export(module_name: str, page: str) -> None:
     """Each name a namespace exports is rendered (a ``:::`` block) or named on its reference page."""
