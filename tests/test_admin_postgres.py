@@ -1,4 +1,4 @@
-"""The admin API and the CLI on a postgresql:// target, as on MySQL: inspect, peek, verify, requeue, vacuum, purge."""
+"""The admin API and the CLI on a postgresql:// target: inspect, peek, verify, requeue, vacuum, purge."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_admin_api_on_postgresql(pg: Place) -> None:
     assert ack.kind == "PriorityAckQueue"
     assert (ack.counts["ready"], ack.counts["failed"]) == (1, 1)
     assert mine[f"queue_{pg.name}"].counts["ready"] == 2
-    ref, records = admin.peek(pg.location, table=f"ack_priority_queue_{pg.name}", n=5, status="failed")
+    _, records = admin.peek(pg.location, table=f"ack_priority_queue_{pg.name}", n=5, status="failed")
     assert [json.loads(r.data) for r in records] == ["dead"]
     assert admin.verify(pg.location).ok
     assert admin.requeue(pg.location, table=f"ack_priority_queue_{pg.name}").failed_requeued == 1
