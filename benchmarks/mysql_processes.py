@@ -47,20 +47,25 @@ Run (the server comes from the ``PERSISTQ_MYSQL_*`` environment variables;
 
 ``--items N`` (default 3000) sets the items per scenario; ``--repeat R``
 reports the median seconds and items/s of R runs, and the worst lost and
-duplicated counts.
+duplicated counts; ``--only REGEX`` runs the scenarios whose id
+(``get-mysql-persistq-sync-MySQLAckQueue-4``) or label matches.
+
+The rows are one table (:func:`scenarios`): an operation, a ``QueueSpec``
+(library, class, face, engine; see ``_scenarios.py``) and a process count,
+for every server engine configured — MySQL today; another engine of
+``_scenarios.SERVER_ENGINES`` adds the same rows for its own classes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
 import multiprocessing
 import os
-import pickle
 import platform
 import statistics
 import subprocess
@@ -71,13 +76,25 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pymysql
+import anyio
+from _scenarios import (
+    PERSISTQ,
+    PQ,
+    SERVER_ENGINES,
+    AsyncDriver,
+    QueueSpec,
+    ServerEngine,
+    SyncDriver,
+    configured_engines,
+    md_table,
+    package_version,
+    select,
+)
 
 DEFAULT_ITEMS = 3000
 """Items per scenario; 3,000 keeps ``--repeat 3`` under ~5 minutes on 2 CPUs."""
@@ -86,60 +103,23 @@ BARRIER_TIMEOUT = 120.0
 """Seconds a process waits at the start barrier (the others open their queues meanwhile)."""
 DELIVERY_CAP = 10
 """A consumer stops after ``DELIVERY_CAP * N`` deliveries (a runaway duplicate loop)."""
-ENV_KEYS = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")
-PQ_NOTE = "persist-queue has no MySQL ack queue; its get() removes the item"
 
 
 # ----------------------------------------------------------------------------- configuration
 
 
-def mysql_config() -> dict[str, Any]:
-    """The server from ``PERSISTQ_MYSQL_*``; exit with a message when they are missing."""
-    env = {k: os.environ.get(f"PERSISTQ_MYSQL_{k}") for k in ENV_KEYS}
-    missing = [f"PERSISTQ_MYSQL_{k}" for k in ("HOST", "USER", "DATABASE") if not env[k]]
-    if missing:
+def servers() -> list[tuple[ServerEngine, dict[str, Any]]]:
+    """The configured server engines; exit with a message when there is none."""
+    found = configured_engines()
+    if not found:
         sys.exit(
-            "mysql_processes.py: missing " + ", ".join(missing) + ".\n"
-            "Start a server and load its environment, e.g.:\n"
+            "mysql_processes.py: no server configured; set "
+            + " or ".join(e.env_help for e in SERVER_ENGINES.values())
+            + ".\nStart a server and load its environment, e.g.:\n"
             "  scripts/mariadb.sh start /tmp/pqbench\n"
             "  set -a; . /tmp/pqbench/env; set +a"
         )
-    return {
-        "host": env["HOST"],
-        "port": int(env["PORT"] or 3306),
-        "user": env["USER"],
-        "password": env["PASSWORD"] or "",
-        "database": env["DATABASE"],
-    }
-
-
-def pq_kwargs(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """Constructor keywords of persistq's MySQL queues."""
-    return {"name": name, **cfg}
-
-
-def persistqueue_kwargs(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """Constructor keywords of persist-queue's ``MySQLQueue`` (``passwd``, ``db_name``)."""
-    return {
-        "host": cfg["host"],
-        "port": cfg["port"],
-        "user": cfg["user"],
-        "passwd": cfg["password"],
-        "db_name": cfg["database"],
-        "name": name,
-    }
-
-
-def connect(cfg: dict[str, Any]) -> pymysql.connections.Connection:
-    """A plain PyMySQL connection for set-up, checks and clean-up (autocommit on)."""
-    return pymysql.connect(
-        host=cfg["host"],
-        port=cfg["port"],
-        user=cfg["user"],
-        password=cfg["password"],
-        database=cfg["database"],
-        autocommit=True,
-    )
+    return found
 
 
 def item(i: int) -> str:
@@ -155,13 +135,6 @@ def item_index(value: Any) -> int | None:
     return None
 
 
-def driver_of(q: Any) -> str:
-    """The MySQL driver a persistq queue (sync twin or async) ended up using."""
-    inner = getattr(q, "_q", q)
-    engine = getattr(inner, "_engine", None)
-    return str(getattr(engine, "driver_in_use", None) or "?")
-
-
 # ----------------------------------------------------------------------------- CPU accounting
 
 
@@ -174,18 +147,7 @@ class CpuSample:
     ours: float
 
 
-def _server_pid() -> int | None:
-    """The benchmark server's pid, from ``PERSISTQ_MYSQL_PIDFILE`` (``scripts/mariadb.sh`` sets it)."""
-    path = os.environ.get("PERSISTQ_MYSQL_PIDFILE")
-    if not path:
-        return None
-    try:
-        return int(Path(path).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def cpu_sample() -> CpuSample:
+def cpu_sample(server_pids: Sequence[int] = ()) -> CpuSample:
     """Machine-wide busy CPU time (``/proc/stat``) and ours: this process, its finished children, the server.
 
     The difference between two samples, minus ours, is what *other* processes
@@ -200,8 +162,7 @@ def cpu_sample() -> CpuSample:
         machine = (sum(fields[:8]) - fields[3] - fields[4]) / tick
     t = os.times()
     ours = t.user + t.system + t.children_user + t.children_system
-    pid = _server_pid()
-    if pid is not None:
+    for pid in server_pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ours += (int(stat[11]) + int(stat[12])) / tick
@@ -219,66 +180,38 @@ def other_cpus(before: CpuSample, after: CpuSample) -> float:
 # ----------------------------------------------------------------------------- producers
 
 
-def _put_sync_persistq(cfg: dict[str, Any], name: str, n: int) -> tuple[float, str]:
-    import persistq.sync as pqs
+def _produce(spec: QueueSpec, name: str, n: int) -> tuple[float, str]:
+    """Put ``n`` items one at a time into table ``name``; (seconds of the loop, driver used)."""
+    engine = spec.server()[0]
+    if spec.face == "sync":
+        drv = SyncDriver(spec)
+        q = drv.open(name)
+        try:
+            put = drv.put
+            t0 = time.perf_counter()
+            for i in range(n):
+                put(q, item(i))
+            return time.perf_counter() - t0, engine.driver_name(spec, q)
+        finally:
+            drv.close(q)
 
-    q = pqs.MySQLQueue(**pq_kwargs(cfg, name))
-    try:
-        t0 = time.perf_counter()
-        for i in range(n):
-            q.put(item(i))
-        return time.perf_counter() - t0, driver_of(q)
-    finally:
-        q.close()
+    adrv = AsyncDriver(spec)
 
+    async def body() -> tuple[float, str]:
+        async with adrv.open(name) as q:
+            t0 = time.perf_counter()
+            for i in range(n):
+                await adrv.put(q, item(i))
+            return time.perf_counter() - t0, engine.driver_name(spec, q)
 
-async def _put_async_persistq_body(cfg: dict[str, Any], name: str, n: int) -> tuple[float, str]:
-    import persistq
-
-    q = persistq.MySQLQueue(**pq_kwargs(cfg, name))
-    await q.open()
-    try:
-        t0 = time.perf_counter()
-        for i in range(n):
-            await q.put(item(i))
-        return time.perf_counter() - t0, driver_of(q)
-    finally:
-        await q.close()
-
-
-def _put_asyncio_persistq(cfg: dict[str, Any], name: str, n: int) -> tuple[float, str]:
-    return asyncio.run(_put_async_persistq_body(cfg, name, n))
+    return anyio.run(body, backend=spec.face)
 
 
-def _put_trio_persistq(cfg: dict[str, Any], name: str, n: int) -> tuple[float, str]:
-    import trio
-
-    return trio.run(_put_async_persistq_body, cfg, name, n)
-
-
-def _put_persistqueue(cfg: dict[str, Any], name: str, n: int) -> tuple[float, str]:
-    import persistqueue
-
-    q = persistqueue.MySQLQueue(**persistqueue_kwargs(cfg, name))
-    t0 = time.perf_counter()
-    for i in range(n):
-        q.put(item(i))
-    return time.perf_counter() - t0, "PyMySQL via DBUtils PooledDB"
-
-
-PRODUCERS: dict[str, Callable[[dict[str, Any], str, int], tuple[float, str]]] = {
-    "pq_sync": _put_sync_persistq,
-    "pq_asyncio": _put_asyncio_persistq,
-    "pq_trio": _put_trio_persistq,
-    "persistqueue": _put_persistqueue,
-}
-
-
-def producer_main(kind: str, cfg: dict[str, Any], name: str, n: int, result_path: str) -> None:
+def producer_main(spec: QueueSpec, name: str, n: int, result_path: str) -> None:
     """Producer process: put ``n`` items one at a time; write seconds (or the traceback) as JSON."""
     out: dict[str, Any] = {"seconds": None, "driver": "?", "error": None}
     try:
-        out["seconds"], out["driver"] = PRODUCERS[kind](cfg, name, n)
+        out["seconds"], out["driver"] = _produce(spec, name, n)
     except BaseException:  # noqa: BLE001 - reported by the parent, never swallowed
         out["error"] = traceback.format_exc()
     Path(result_path).write_text(json.dumps(out))
@@ -307,100 +240,64 @@ class ConsumerLog:
         else:
             self.got.append(idx)
 
+    def at_cap(self, cap: int) -> bool:
+        """Whether this consumer has had ``cap`` deliveries (and stops, flagged ``capped``)."""
+        self.capped = len(self.got) + len(self.bad) >= cap
+        return self.capped
 
-def _drain_sync(
-    q: Any, finish: Callable[[Any], Any], empty: type[BaseException], all_put: Any, cap: int, log: ConsumerLog
-) -> None:
-    """Get with ``block=False`` until ``Empty`` after all items are put; ``finish`` each item."""
-    while True:
+
+def _consume(spec: QueueSpec, name: str, ctl: ConsumerControl, log: ConsumerLog) -> None:
+    """Get with ``block=False`` until ``Empty`` after all items are put; consume each item.
+
+    persist-queue's ``qsize()`` is a per-object counter (``COUNT(*)`` at open, minus this object's gets),
+    not the table's, so every consumer asks ``get`` itself, which reads the table.
+    """
+    engine = spec.server()[0]
+    if spec.face == "sync":
+        drv = SyncDriver(spec)
+        q = drv.open(name)
         try:
-            value = q.get(block=False)
-        except empty:
-            if all_put.is_set():
-                return
-            time.sleep(0.001)
-            continue
-        log.record(value)
-        finish(value)
-        if len(log.got) + len(log.bad) >= cap:
-            log.capped = True
-            return
-
-
-def _consume_pq_sync_ack(cfg: dict[str, Any], name: str, ctl: Any, log: ConsumerLog) -> None:
-    import persistq.sync as pqs
-
-    q = pqs.MySQLAckQueue(**pq_kwargs(cfg, name))
-    try:
-        log.driver = driver_of(q)
-        ctl.start(log)
-        _drain_sync(q, q.ack, pqs.Empty, ctl.all_put, ctl.cap, log)
-        log.t_end = time.monotonic()
-    finally:
-        q.close()
-
-
-def _consume_pq_sync_fifo(cfg: dict[str, Any], name: str, ctl: Any, log: ConsumerLog) -> None:
-    import persistq.sync as pqs
-
-    q = pqs.MySQLQueue(**pq_kwargs(cfg, name), auto_commit=True)
-    try:
-        log.driver = driver_of(q)
-        ctl.start(log)
-        _drain_sync(q, lambda _v: q.task_done(), pqs.Empty, ctl.all_put, ctl.cap, log)
-        log.t_end = time.monotonic()
-    finally:
-        q.close()
-
-
-def _consume_pq_asyncio_ack(cfg: dict[str, Any], name: str, ctl: Any, log: ConsumerLog) -> None:
-    import persistq
-
-    async def body() -> None:
-        q = persistq.MySQLAckQueue(**pq_kwargs(cfg, name))
-        await q.open()
-        try:
-            log.driver = driver_of(q)
-            # The barrier blocks; waiting in a thread keeps the loop (and aiomysql) alive.
-            await asyncio.to_thread(ctl.start, log)
+            log.driver = engine.driver_name(spec, q)
+            ctl.start(log)
             while True:
                 try:
-                    value = await q.get(block=False)
-                except persistq.Empty:
+                    value = drv.get_nowait(q)
+                except drv.empty:
                     if ctl.all_put.is_set():
                         break
-                    await asyncio.sleep(0.001)
+                    time.sleep(0.001)
                     continue
                 log.record(value)
-                await q.ack(value)
-                if len(log.got) + len(log.bad) >= ctl.cap:
-                    log.capped = True
+                drv.finish(q, value)
+                if log.at_cap(ctl.cap):
                     break
             log.t_end = time.monotonic()
         finally:
-            await q.close()
+            drv.close(q)
+        return
 
-    asyncio.run(body())
+    adrv = AsyncDriver(spec)
 
+    async def body() -> None:
+        async with adrv.open(name) as q:
+            log.driver = engine.driver_name(spec, q)
+            # The barrier blocks; waiting in a thread keeps the loop (and aiomysql) alive.
+            await anyio.to_thread.run_sync(ctl.start, log)
+            while True:
+                try:
+                    value = await adrv.get_nowait(q)
+                except adrv.empty:
+                    if ctl.all_put.is_set():
+                        break
+                    await anyio.sleep(0.001)
+                    continue
+                log.record(value)
+                await adrv.finish(q, value)
+                if log.at_cap(ctl.cap):
+                    break
+            log.t_end = time.monotonic()
 
-def _consume_persistqueue(cfg: dict[str, Any], name: str, ctl: Any, log: ConsumerLog) -> None:
-    import persistqueue
-
-    q = persistqueue.MySQLQueue(**persistqueue_kwargs(cfg, name))
-    log.driver = "PyMySQL via DBUtils PooledDB"
-    ctl.start(log)
-    # Its qsize() is a per-object counter (COUNT(*) at open, minus this object's
-    # gets), not the table's; get(block=False) runs a SELECT on the table.
-    _drain_sync(q, lambda _v: q.task_done(), persistqueue.Empty, ctl.all_put, ctl.cap, log)
-    log.t_end = time.monotonic()
-
-
-CONSUMERS: dict[str, Callable[[dict[str, Any], str, Any, ConsumerLog], None]] = {
-    "pq_sync_ack": _consume_pq_sync_ack,
-    "pq_sync_fifo": _consume_pq_sync_fifo,
-    "pq_asyncio_ack": _consume_pq_asyncio_ack,
-    "persistqueue": _consume_persistqueue,
-}
+    anyio.run(body, backend=spec.face)
 
 
 @dataclass
@@ -417,14 +314,12 @@ class ConsumerControl:
         log.t_start = time.monotonic()
 
 
-def consumer_main(
-    kind: str, cfg: dict[str, Any], name: str, barrier: Any, all_put: Any, cap: int, result_path: str
-) -> None:
+def consumer_main(spec: QueueSpec, name: str, barrier: Any, all_put: Any, cap: int, result_path: str) -> None:
     """Consumer process: drain the queue; write what it got (and any traceback) as JSON."""
     log = ConsumerLog()
     ctl = ConsumerControl(barrier, all_put, cap)
     try:
-        CONSUMERS[kind](cfg, name, ctl, log)
+        _consume(spec, name, ctl, log)
     except BaseException:  # noqa: BLE001 - reported by the parent, never swallowed
         log.error = traceback.format_exc()
         if log.t_start is None:
@@ -433,105 +328,21 @@ def consumer_main(
     Path(result_path).write_text(json.dumps(log.__dict__))
 
 
-# ----------------------------------------------------------------------------- tables
-
-
-def table_names(conn: pymysql.connections.Connection, name: str) -> list[str]:
-    """Every table whose name contains this scenario's unique name."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
-            "AND table_name LIKE %s",
-            (f"%{name}%",),
-        )
-        return [r[0] for r in cur.fetchall()]
-
-
-def drop_tables(cfg: dict[str, Any], name: str) -> None:
-    """Drop this scenario's tables and persistq's bookkeeping rows for them."""
-    conn = connect(cfg)
-    try:
-        with conn.cursor() as cur:
-            for t in table_names(conn, name):
-                cur.execute(f"DROP TABLE IF EXISTS `{t}`")
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-                "AND table_name = 'persistq_meta'"
-            )
-            if cur.fetchone()[0]:
-                cur.execute("DELETE FROM persistq_meta WHERE tbl LIKE %s", (f"%{name}%",))
-    finally:
-        conn.close()
-
-
-def waiting_rows(cfg: dict[str, Any], name: str) -> int:
-    """Rows still waiting or in flight in this scenario's tables (acked rows of ack tables excluded)."""
-    conn = connect(cfg)
-    total = 0
-    try:
-        with conn.cursor() as cur:
-            for t in table_names(conn, name):
-                if t.startswith("ack_queue_"):
-                    cur.execute(f"SELECT COUNT(*) FROM `{t}` WHERE status NOT IN (5, 9)")
-                else:
-                    cur.execute(f"SELECT COUNT(*) FROM `{t}`")
-                total += int(cur.fetchone()[0])
-    finally:
-        conn.close()
-    return total
-
-
-def stored_items(cfg: dict[str, Any], table: str) -> list[Any]:
-    """Every payload in ``table``, unpickled (both libraries store ``pickle.dumps(item)``)."""
-    conn = connect(cfg)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT data FROM `{table}` ORDER BY _id")
-            out: list[Any] = []
-            for (blob,) in cur.fetchall():
-                try:
-                    out.append(pickle.loads(blob))
-                except Exception as exc:  # noqa: BLE001 - counted as a bad item, shown in the note
-                    out.append(f"<undecodable: {exc!r}>")
-            return out
-    finally:
-        conn.close()
-
-
-def prefill(kind: str, cfg: dict[str, Any], name: str, n: int) -> None:
+def prefill(spec: QueueSpec, name: str, n: int) -> None:
     """Create the table and put ``n`` items (not timed)."""
     items = [item(i) for i in range(n)]
-    if kind == "persistqueue":
-        import persistqueue
-
-        persistqueue.MySQLQueue(**persistqueue_kwargs(cfg, name))  # creates its table
-        # persist-queue has no put_many; insert the rows its put() would write
-        # (pickled item, time.time()) in one transaction.
-        conn = connect(cfg)
-        try:
-            now = time.time()
-            rows = [(persistqueue.serializers.pickle.dumps(x), now) for x in items]
-            with conn.cursor() as cur:
-                cur.execute("BEGIN")
-                cur.executemany(f"INSERT INTO `queue_{name}` (data, timestamp) VALUES (%s, %s)", rows)
-                cur.execute("COMMIT")
-        finally:
-            conn.close()
+    if spec.lib != PERSISTQ:
+        engine, cfg = spec.server()
+        engine.peer_prefill(cfg, name, items)
         return
-    import persistq.sync as pqs
-
-    q: Any
-    if kind in ("pq_sync_ack", "pq_asyncio_ack"):
-        q = pqs.MySQLAckQueue(**pq_kwargs(cfg, name))
-    else:
-        q = pqs.MySQLQueue(**pq_kwargs(cfg, name))
+    drv = SyncDriver(dataclasses.replace(spec, face="sync"))
+    q = drv.open(name)
     try:
-        for start in range(0, n, 1000):
-            q.put_many(items[start : start + 1000])
+        drv.fill(q, items, chunk=1000)
         if q.qsize() != n:
             raise RuntimeError(f"pre-fill: qsize() is {q.qsize()}, expected {n}")
     finally:
-        q.close()
+        drv.close(q)
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -539,13 +350,26 @@ def prefill(kind: str, cfg: dict[str, Any], name: str, n: int) -> None:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row of the table."""
+    """One row of the table: ``processes`` processes doing ``op`` on a queue of ``spec``."""
 
     op: str  # "put" or "get"
-    kind: str  # key of PRODUCERS or CONSUMERS
-    label: str
+    spec: QueueSpec
     processes: int
     note: str = ""
+
+    @property
+    def label(self) -> str:
+        """``persistq `sync.MySQLAckQueue` get+ack``, ``persistq `MySQLQueue.put` (trio)``, …"""
+        s = self.spec
+        api = ("sync." if s.lib == PERSISTQ and s.face == "sync" else "") + s.cls
+        text = f"{s.lib} `{api}.put`" if self.op == "put" else f"{s.lib} `{api}` get+{s.finish}"
+        return text + (f" ({s.face})" if s.face != "sync" else "")
+
+    @property
+    def sid(self) -> str:
+        """The id ``--only`` matches: ``put-mysql-persistq-asyncio-MySQLQueue-1``."""
+        s = self.spec
+        return f"{self.op}-{s.engine}-{s.lib}-{s.face}-{s.cls}-{self.processes}"
 
 
 @dataclass
@@ -571,21 +395,25 @@ class RunResult:
         return self.distinct / self.seconds
 
 
-def scenarios() -> list[Scenario]:
-    """All scenarios, in the order they run."""
-    out = [
-        Scenario("put", "pq_sync", "persistq `sync.MySQLQueue.put`", 1),
-        Scenario("put", "pq_asyncio", "persistq `MySQLQueue.put` (asyncio)", 1),
-        Scenario("put", "pq_trio", "persistq `MySQLQueue.put` (trio)", 1),
-        Scenario("put", "persistqueue", "persist-queue `MySQLQueue.put`", 1),
-    ]
-    for p in CONSUMER_COUNTS:
+def scenarios(engines: Sequence[ServerEngine]) -> list[Scenario]:
+    """All scenarios, in the order they run: per engine, the puts, then the gets by 1 and 4 processes."""
+    out: list[Scenario] = []
+    for engine in engines:
+        e, fifo, ack = engine.name, engine.fifo_class, engine.ack_class
+        peer = QueueSpec(PQ, engine.peer_class, engine=e) if engine.peer_class else None
+        note = f"persist-queue has no {engine.title} ack queue; its get() removes the item"
         out += [
-            Scenario("get", "pq_sync_ack", "persistq `sync.MySQLAckQueue` get+ack", p),
-            Scenario("get", "pq_sync_fifo", "persistq `sync.MySQLQueue` get+task_done", p),
-            Scenario("get", "pq_asyncio_ack", "persistq `MySQLAckQueue` get+ack (asyncio)", p),
-            Scenario("get", "persistqueue", "persist-queue `MySQLQueue` get+task_done", p, PQ_NOTE),
+            Scenario("put", QueueSpec(PERSISTQ, fifo, face, engine=e), 1)
+            for face in ("sync", "asyncio", "trio")
         ]
+        out += [Scenario("put", peer, 1)] if peer else []
+        for p in CONSUMER_COUNTS:
+            out += [
+                Scenario("get", QueueSpec(PERSISTQ, ack, engine=e), p),
+                Scenario("get", QueueSpec(PERSISTQ, fifo, kw=(("auto_commit", True),), engine=e), p),
+                Scenario("get", QueueSpec(PERSISTQ, ack, "asyncio", engine=e), p),
+            ]
+            out += [Scenario("get", peer, p, note)] if peer else []
     return out
 
 
@@ -611,13 +439,19 @@ def _join_all(procs: Sequence[Any], deadline: float) -> list[str]:
     return notes
 
 
-def run_put(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float) -> RunResult:
+def table_name(sc: Scenario) -> str:
+    """A fresh table name for one run of ``sc`` (``bench_`` keeps a shared server tidy)."""
+    return f"bench_{sc.op}_{sc.processes}_{uuid.uuid4().hex[:10]}"
+
+
+def run_put(sc: Scenario, n: int, tmp: Path, timeout: float) -> RunResult:
     """One producer process puts ``n`` items; the parent checks the table's content."""
     ctx = multiprocessing.get_context("spawn")
-    name = f"mpb_{sc.kind}_{uuid.uuid4().hex[:10]}"
+    engine, cfg = sc.spec.server()
+    name = table_name(sc)
     path = tmp / f"{name}.json"
     try:
-        proc = ctx.Process(target=producer_main, args=(sc.kind, cfg, name, n, str(path)))
+        proc = ctx.Process(target=producer_main, args=(sc.spec, name, n, str(path)))
         proc.start()
         notes = _join_all([proc], time.monotonic() + timeout)
         data = json.loads(path.read_text()) if path.exists() else {"error": None, "seconds": None}
@@ -625,10 +459,10 @@ def run_put(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float
         if not path.exists():
             errors.append("the producer wrote no result file")
         try:
-            stored = stored_items(cfg, f"queue_{name}")
-        except pymysql.MySQLError as exc:
+            stored = engine.stored_items(cfg, name)
+        except engine.db_error() as exc:
             stored = []
-            errors.append(f"parent: reading table queue_{name} back failed: {exc!r}")
+            errors.append(f"parent: reading table {name} back failed: {exc!r}")
         indices = [i for i in (item_index(v) for v in stored) if i is not None]
         bad = len(stored) - len(indices)
         if bad:
@@ -646,15 +480,16 @@ def run_put(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float
             errors=errors,
         )
     finally:
-        drop_tables(cfg, name)
+        engine.drop(cfg, name)
 
 
-def run_get(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float) -> RunResult:
+def run_get(sc: Scenario, n: int, tmp: Path, timeout: float) -> RunResult:
     """``sc.processes`` consumers drain a pre-filled table; the parent counts lost and duplicated items."""
     ctx = multiprocessing.get_context("spawn")
-    name = f"mpb_{sc.kind}_{sc.processes}_{uuid.uuid4().hex[:10]}"
+    engine, cfg = sc.spec.server()
+    name = table_name(sc)
     try:
-        prefill(sc.kind, cfg, name, n)
+        prefill(sc.spec, name, n)
         barrier = ctx.Barrier(sc.processes + 1)
         all_put = ctx.Event()
         all_put.set()  # the pre-fill above put every item
@@ -663,7 +498,7 @@ def run_get(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float
         procs = [
             ctx.Process(
                 target=consumer_main,
-                args=(sc.kind, cfg, name, barrier, all_put, cap, str(paths[k])),
+                args=(sc.spec, name, barrier, all_put, cap, str(paths[k])),
             )
             for k in range(sc.processes)
         ]
@@ -704,13 +539,13 @@ def run_get(sc: Scenario, cfg: dict[str, Any], n: int, tmp: Path, timeout: float
             lost=lost,
             duplicated=dup,
             deliveries=len(indices),
-            left=waiting_rows(cfg, name),
+            left=engine.waiting_rows(cfg, name),
             driver=",".join(drivers) or "?",
             notes=notes,
             errors=errors,
         )
     finally:
-        drop_tables(cfg, name)
+        engine.drop(cfg, name)
 
 
 # ----------------------------------------------------------------------------- report
@@ -787,11 +622,7 @@ def markdown_table(rows: Sequence[Row], n: int) -> str:
         "duplicated",
         "note",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for row in rows:
-        cells = [c.replace("|", "\\|") for c in row.cells(n)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return md_table(head, (row.cells(n) for row in rows))
 
 
 def errors_section(rows: Sequence[Row]) -> str:
@@ -804,36 +635,6 @@ def errors_section(rows: Sequence[Row]) -> str:
                     f"### {row.sc.label}, {row.sc.processes} process(es), run {k + 1}\n\n```text\n{err}\n```"
                 )
     return "\n\n".join(parts)
-
-
-def package_version(dist: str) -> str:
-    """An installed distribution's version, or ``"not installed"``."""
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def server_info(cfg: dict[str, Any]) -> dict[str, str]:
-    """The server's version and the settings that matter for commit throughput."""
-    conn = connect(cfg)
-    info: dict[str, str] = {}
-    try:
-        with conn.cursor() as cur:
-            for key, sql in (
-                ("version", "SELECT VERSION()"),
-                ("innodb_flush_log_at_trx_commit", "SELECT @@innodb_flush_log_at_trx_commit"),
-                ("log_bin", "SELECT @@log_bin"),
-                ("isolation", "SELECT @@tx_isolation"),
-            ):
-                try:
-                    cur.execute(sql)
-                    info[key] = str(cur.fetchone()[0])
-                except pymysql.MySQLError:
-                    info[key] = "?"
-    finally:
-        conn.close()
-    return info
 
 
 def persistq_source() -> str:
@@ -861,23 +662,27 @@ def persistq_source() -> str:
 
 
 def header(
-    cfg: dict[str, Any], n: int, repeat: int, info: dict[str, str], load: Sequence[float], source: str
+    engines: Sequence[tuple[ServerEngine, dict[str, Any]]],
+    n: int,
+    repeat: int,
+    load: Sequence[float],
+    source: str,
 ) -> str:
     """The report's header: date, machine, server, package versions, method."""
+    server_lines = [e.server_line(cfg) for e, cfg in engines]
+    titles = " and ".join(e.title for e, _ in engines)
     pkgs = ", ".join(
         f"{d} {package_version(d)}" for d in ("persistq", "persist-queue", "PyMySQL", "aiomysql", "trio")
     )
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
-            "# MySQL queues with 1 and 4 processes: persistq vs persist-queue",
+            f"# {titles} queues with 1 and 4 processes: persistq vs persist-queue",
             "",
             f"- Date: {when}; command: `{' '.join(['python', *sys.argv])}`",
             f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; "
             f"load average (1 min) before the run {load[0]:.2f}",
-            f"- Server: {info['version']} on {cfg['host']} (loopback), "
-            f"innodb_flush_log_at_trx_commit={info['innodb_flush_log_at_trx_commit']}, "
-            f"log_bin={info['log_bin']}, default isolation {info['isolation']}",
+            *(f"- Server: {line}" for line in server_lines),
             f"- Packages: {pkgs}; persistq at {source}",
             f'- {n:,} items per scenario (`f"item-{{i}}"`, pickled), '
             + (f"median of {repeat} runs" if repeat > 1 else "one run")
@@ -901,9 +706,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--items", type=int, default=DEFAULT_ITEMS, help=f"items per scenario ({DEFAULT_ITEMS})")
     ap.add_argument("--repeat", type=int, default=1, help="runs per scenario; the median is reported (1)")
     ap.add_argument("--out", type=Path, help="also write the report (Markdown) to this file")
-    ap.add_argument(
-        "--only", default="", help="run only scenarios whose kind or label contains this text (for debugging)"
-    )
+    ap.add_argument("--only", default="", help="regex: run only the scenarios whose id or label matches")
     ap.add_argument(
         "--timeout", type=float, default=300.0, help="seconds a scenario's processes may run (300)"
     )
@@ -916,22 +719,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every scenario ``--repeat`` times, print the table, write ``--out``."""
     args = parse_args(argv)
-    cfg = mysql_config()
+    engines = servers()
+    pids = [pid for e, _ in engines if (pid := e.server_pid()) is not None]
     n: int = args.items
-    info = server_info(cfg)
     source = persistq_source()
     load = os.getloadavg()
-    first = cpu_sample()
+    first = cpu_sample(pids)
     started = time.monotonic()
-    selected = [s for s in scenarios() if args.only in s.kind or args.only in s.label]
+    selected = select(scenarios([e for e, _ in engines]), args.only, lambda s: s.sid, lambda s: s.label)
     runs: dict[Scenario, list[RunResult]] = {s: [] for s in selected}
     with tempfile.TemporaryDirectory(prefix="pq-mysql-bench-") as tmp:
         for rep in range(args.repeat):
             for sc in selected:
                 run = run_put if sc.op == "put" else run_get
-                before = cpu_sample()
-                result = run(sc, cfg, n, Path(tmp), args.timeout)
-                result.other_cpus = other_cpus(before, cpu_sample())
+                before = cpu_sample(pids)
+                result = run(sc, n, Path(tmp), args.timeout)
+                result.other_cpus = other_cpus(before, cpu_sample(pids))
                 runs[sc].append(result)
                 rate = f"{result.rate:,.0f}/s" if result.rate is not None else "no rate"
                 print(
@@ -943,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     elapsed = time.monotonic() - started
     rows = [Row(s, runs[s]) for s in selected]
-    report = header(cfg, n, args.repeat, info, load, source) + "\n\n" + markdown_table(rows, n)
+    report = header(engines, n, args.repeat, load, source) + "\n\n" + markdown_table(rows, n)
     source_after = persistq_source()
     if source_after != source:
         warning = (
@@ -952,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(warning, file=sys.stderr)
         report += "\n\n" + warning
-    others = other_cpus(first, cpu_sample())
+    others = other_cpus(first, cpu_sample(pids))
     report += (
         f"\n\nWhole run: {elapsed:.0f} s. Other processes on the machine used {others:.2f} of its "
         f"{os.cpu_count()} CPUs on average meanwhile (`/proc/stat` minus this benchmark and its "
