@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MARIADB_DIR := $(CURDIR)/.mariadb
+PG_DIR := $(CURDIR)/.pg
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench stress clean
+.PHONY: install run test lint docs bench stress clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[all]" --group test --group lint
+	$(BIN)/python -m pip install --quiet -e ".[all]" --group test --group lint --group docs
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,33 +21,43 @@ install: $(STAMP)
 run: install
 	$(BIN)/python examples/producer_consumer.py
 
-## test: the whole suite on asyncio and trio, with a throwaway MariaDB on 127.0.0.1
+## test: the whole suite on asyncio and trio, with a throwaway MariaDB and PostgreSQL 15 on 127.0.0.1
 test: install
 	@status=0; \
 	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
-	set -a; . $(MARIADB_DIR)/env; set +a; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR); scripts/postgres.sh stop $(PG_DIR)' EXIT INT TERM; \
+	scripts/postgres.sh start $(PG_DIR) || exit 1; \
+	set -a; . $(MARIADB_DIR)/env; . $(PG_DIR)/env; set +a; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-## lint: ruff check, ruff format --check, mypy --strict
-lint: install
+## lint: ruff check, ruff format --check, mypy --strict; the typed example under mypy --strict and basedpyright;
+## and the docs build
+lint: install docs
 	$(BIN)/ruff check persistq tests benchmarks examples
 	$(BIN)/ruff format --check persistq tests benchmarks examples
 	$(BIN)/mypy --strict persistq
+	MYPYPATH=$(CURDIR) $(BIN)/mypy --strict tests/typing
+	$(BIN)/basedpyright --pythonpath $(BIN)/python
 
-## bench: persistq beside persist-queue 1.1.0 and diskcache, then MySQL with 1 and 4 processes,
-## on a throwaway MariaDB (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), then the
-## file queue's fsyncs per operation (strace)
+## docs: the reference site into site/; --strict: a warning (broken link, unrenderable docstring) fails
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## bench: persistq beside persist-queue 1.1.0 and diskcache, then the server engines with 1 and 4 processes
+## on a throwaway MariaDB and PostgreSQL (writes benchmarks/RESULTS.md and benchmarks/MYSQL_RESULTS.md), the
+## file queue's fsyncs per operation (strace), and cross-process wake-up latency (benchmarks/WAKEUP_RESULTS.md)
 bench: install
 	$(BIN)/python -m pip install --quiet --group bench
 	@status=0; \
 	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(MARIADB_DIR)' EXIT INT TERM; \
-	set -a; . $(MARIADB_DIR)/env; set +a; \
+	trap 'scripts/mariadb.sh stop $(MARIADB_DIR); scripts/postgres.sh stop $(PG_DIR)' EXIT INT TERM; \
+	scripts/postgres.sh start $(PG_DIR) || exit 1; \
+	set -a; . $(MARIADB_DIR)/env; . $(PG_DIR)/env; set +a; \
 	$(BIN)/python benchmarks/run_benchmark.py 1000 console || status=$$?; \
 	$(BIN)/python benchmarks/mysql_processes.py --repeat 3 --out benchmarks/MYSQL_RESULTS.md || status=$$?; \
 	$(BIN)/python benchmarks/file_fsyncs.py || status=$$?; \
+	$(BIN)/python benchmarks/wakeup_latency.py --out benchmarks/WAKEUP_RESULTS.md || status=$$?; \
 	exit $$status
 
 ## stress: the crash harness at full size (thousands of SIGKILLs) and the stress-marked tests
@@ -56,5 +67,6 @@ stress: install
 
 clean:
 	-scripts/mariadb.sh stop $(MARIADB_DIR)
+	-scripts/postgres.sh stop $(PG_DIR)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -322,7 +322,105 @@ class MySQL(ServerEngine):
             return None
 
 
-SERVER_ENGINES: dict[str, ServerEngine] = {e.name: e for e in (MySQL(),)}
+class Postgres(ServerEngine):
+    """PostgreSQL, from ``PERSISTQ_PG_DSN`` (``scripts/postgres.sh``); persist-queue has no such queue."""
+
+    name = "postgresql"
+    title = "PostgreSQL"
+    fifo_class = "FIFOQueue"
+    ack_class = "AckQueue"
+    peer_class = None
+    env_help = "PERSISTQ_PG_DSN"
+
+    def config(self) -> dict[str, Any] | None:
+        """The server's URL from ``PERSISTQ_PG_DSN``; ``None`` when it is not set."""
+        url = os.environ.get("PERSISTQ_PG_DSN")
+        return {"url": url} if url else None
+
+    def persistq_args(self, cfg: dict[str, Any], name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Every persistq kind opens a PostgreSQL location by URL."""
+        return (cfg["url"],), {"name": name}
+
+    def connect(self, cfg: dict[str, Any]) -> Any:
+        """A psycopg connection in autocommit mode."""
+        import psycopg
+
+        return psycopg.connect(cfg["url"], autocommit=True)
+
+    def table_names(self, conn: Any, name: str) -> list[str]:
+        """Every table whose name contains ``name``."""
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
+            (f"%{name}%",),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop(self, cfg: dict[str, Any], name: str) -> None:
+        """Drop the tables and persistq's bookkeeping rows for them."""
+        import psycopg
+
+        with self.connect(cfg) as conn:
+            for t in self.table_names(conn, name):
+                conn.execute(f'DROP TABLE IF EXISTS "{t}"')
+            for meta in ("persistq_meta", "persistq_changes"):
+                with contextlib.suppress(psycopg.errors.UndefinedTable):
+                    conn.execute(f"DELETE FROM {meta} WHERE tbl LIKE %s", (f"%{name}%",))
+
+    def waiting_rows(self, cfg: dict[str, Any], name: str) -> int:
+        """Rows of FIFO tables, and rows of ack tables not acked (status 5) or dead (9)."""
+        total = 0
+        with self.connect(cfg) as conn:
+            for t in self.table_names(conn, name):
+                where = " WHERE status NOT IN (5, 9)" if t.startswith("ack_queue_") else ""
+                total += int(conn.execute(f'SELECT COUNT(*) FROM "{t}"{where}').fetchone()[0])
+        return total
+
+    def stored_items(self, cfg: dict[str, Any], name: str) -> list[Any]:
+        """persistq stores ``pickle.dumps(item)`` in ``queue_<name>``."""
+        out: list[Any] = []
+        with self.connect(cfg) as conn:
+            for (blob,) in conn.execute(f'SELECT data FROM "queue_{name}" ORDER BY _id').fetchall():
+                try:
+                    out.append(pickle.loads(blob))
+                except Exception as exc:  # noqa: BLE001 - counted as a bad item, shown in the note
+                    out.append(f"<undecodable: {exc!r}>")
+        return out
+
+    def server_line(self, cfg: dict[str, Any]) -> str:
+        """Version, ``fsync``, ``synchronous_commit`` and the default isolation."""
+        with self.connect(cfg) as conn:
+            info = {
+                key: str(conn.execute(f"SHOW {key}").fetchone()[0])
+                for key in ("server_version", "fsync", "synchronous_commit", "default_transaction_isolation")
+            }
+        return (
+            f"PostgreSQL {info['server_version']} (loopback), fsync={info['fsync']}, "
+            f"synchronous_commit={info['synchronous_commit']}, default isolation "
+            f"{info['default_transaction_isolation']}"
+        )
+
+    def db_error(self) -> type[BaseException]:
+        """psycopg's ``Error``."""
+        import psycopg
+
+        return psycopg.Error  # type: ignore[no-any-return]
+
+    def server_pid(self) -> int | None:
+        """From ``PERSISTQ_PG_PIDFILE`` (``scripts/postgres.sh`` sets it)."""
+        path = os.environ.get("PERSISTQ_PG_PIDFILE")
+        if not path:
+            return None
+        try:
+            return int(Path(path).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def driver_name(self, spec: QueueSpec, q: Any) -> str:
+        """psycopg 3, blocking connections on storage threads (every backend)."""
+        return "psycopg (threads)"
+
+
+SERVER_ENGINES: dict[str, ServerEngine] = {e.name: e for e in (MySQL(), Postgres())}
 """Every server engine, by name; its rows run only when its :meth:`~ServerEngine.config` is set."""
 
 

@@ -6,13 +6,12 @@ Commands inspect and maintain queues on disk or on a MySQL server: ``info``
 SQLite queue directory (``data.db`` inside) or database file, a file-queue
 directory, or a MySQL DSN (``mysql://user:pass@host:port/db?table=name``).
 
-Inspection (``info``, ``peek``, ``verify``) opens SQLite databases read-only
-and reads file queues through the file engine's inspection functions
-(:func:`persistq.engines.file.read_state`, ``scan_segments``), without taking
-the queue's lock, so it never changes a queue and works while producers and
-consumers run. Changes go through the public queue classes (``requeue``,
-file-queue ``purge`` and ``compact``) or through one SQL transaction
-(SQLite/MySQL ``purge``, SQLite ``vacuum``).
+Every command calls the inspection and maintenance API
+(:mod:`persistq.sync.admin`, the blocking face of :mod:`persistq.admin`) and
+only parses arguments, asks for confirmation, decodes and formats: the SQL,
+the file formats and the drivers are the engines'. Inspection (``info``,
+``peek``, ``verify``) never changes a queue and works while producers and
+consumers run; ``requeue`` opens the ack queue with its own class.
 
 Items are decoded with the serializer the queue recorded. ``json``,
 ``msgpack`` and ``cbor2`` are decoded freely; ``pickle`` only with
@@ -27,41 +26,26 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import json
-import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import click
 
 from . import serializers as _serializers
 from .errors import CorruptionError, PersistQError, QueueLocked, SerializerMismatch, StorageError
-
-if TYPE_CHECKING:
-    from .engines.file import QueueState
+from .sync import admin
 
 __all__ = ("cli", "main")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SERIALIZERS = ("pickle", "json", "msgpack", "cbor2")
-_SAFE = frozenset({"json", "msgpack", "cbor2"})
-"""Serializers whose decoding never runs code stored in the queue."""
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_BUSY_MS = 10_000
-_STATUS = {0: "ready", 1: "ready", 2: "in_flight", 3: "delayed", 5: "acked", 9: "failed"}
-_PEEK_STATUS = {
-    "ready": (0, 1),
-    "in-flight": (2,),
-    "delayed": (3,),
-    "failed": (9,),
-    "acked": (5,),
-    "all": (0, 1, 2, 3, 5, 9),
-}
+_PEEK_STATUS = sorted(s.replace("_", "-") for s in admin.PEEK_STATUSES)
+"""The ``--status`` choices: the API's statuses, spelled as options are."""
 
 
 # ----------------------------------------------------------------- errors
@@ -84,16 +68,14 @@ class _Problems(click.ClickException):
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, admin.InspectionError):
+        return str(exc)  # the API's messages name the place and say what to do
     if isinstance(exc, QueueLocked):
         return f"{exc} (is a consumer or producer running? stop it first)"
     if isinstance(exc, CorruptionError):
         return f"corrupt queue: {exc} (run 'persistq verify' for details)"
     if isinstance(exc, SerializerMismatch):
         return str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
-        return f"corrupt queue: {exc}"
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
-        return f"{exc}: another process held the write lock for {_BUSY_MS // 1000} s; try again"
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename or exc}: no such file or directory"
     if isinstance(exc, OSError) and not isinstance(exc, StorageError) and exc.strerror:
@@ -103,84 +85,48 @@ def _describe(exc: BaseException) -> str:
 
 
 class _Group(click.Group):
-    """Turns persistq, SQLite and OS errors of any command into exit code 1 with one line."""
+    """Turns persistq and OS errors of any command into exit code 1 with one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (PersistQError, OSError, sqlite3.Error) as exc:
+        except (PersistQError, OSError) as exc:
             raise _Failed(_describe(exc)) from exc
 
 
 # ----------------------------------------------------------------- targets
 
 
-@dataclasses.dataclass(frozen=True)
-class _Target:
-    """What a TARGET argument names."""
-
-    engine: str
-    """``sqlite``, ``file``, ``legacy-file`` (persist-queue 1.x file queue) or ``mysql``."""
-    location: str
-    """The database file, the queue directory, or the DSN."""
-
-    @property
-    def shown(self) -> str:
-        """The location for messages (a DSN without its password)."""
-        if self.engine == "mysql":
-            return _safe_dsn(self.location)
-        return self.location
+def _target(target: str, db_file: str | None) -> admin.Target:
+    return admin.locate(target, db_file)
 
 
-def _resolve(target: str, db_file: str | None) -> _Target:
-    if "://" in target:
-        if target.split("://", 1)[0].lower() not in ("mysql", "mariadb", "mysql+pymysql"):
-            raise click.BadParameter(f"{target.split('://', 1)[0]}:// is not supported (mysql:// is)")
-        return _Target("mysql", target)
-    if not os.path.exists(target):
-        raise _Failed(f"{target}: no such file or directory")
-    if os.path.isdir(target):
-        from .engines.file import META_FILE
-
-        names = os.listdir(target)
-        if db_file is not None:
-            path = os.path.join(target, db_file)
-            if not os.path.isfile(path):
-                raise _Failed(f"{path}: no such file")
-            return _Target("sqlite", path)
-        if META_FILE in names or any(n.endswith(".seg") for n in names):
-            return _Target("file", target)
-        if "info" in names or any(len(n) == 6 and n[0] == "q" and n[1:].isdigit() for n in names):
-            return _Target("legacy-file", target)
-        if "data.db" in names:
-            return _Target("sqlite", os.path.join(target, "data.db"))
-        dbs = sorted(n for n in names if n.endswith(".db") and os.path.isfile(os.path.join(target, n)))
-        if len(dbs) == 1:
-            return _Target("sqlite", os.path.join(target, dbs[0]))
-        hint = f" (several databases: {', '.join(dbs)}; pick one with --db-file)" if dbs else ""
-        raise _Failed(
-            f"{target}: not a persistq queue directory (no data.db, {META_FILE} or segment files){hint}"
-        )
-    with open(target, "rb") as f:
-        head = f.read(len(_SQLITE_MAGIC))
-    if head and head != _SQLITE_MAGIC:
-        raise _Failed(f"corrupt queue: {target} is not an SQLite database (bad file header)")
-    return _Target("sqlite", target)
+def _no_table_for_files(t: admin.Target, table: str | None) -> None:
+    if t.engine == "file" and table is not None:
+        raise click.UsageError("--table does not apply to a file queue (one queue per directory)")
 
 
-def _safe_dsn(dsn: str) -> str:
-    from .engines.mysql import parse_dsn
+def _table_for(t: admin.Target, table: str | None) -> str | None:
+    """``--table`` as the API takes it: ignored for a file queue (one queue per directory)."""
+    return None if t.engine == "file" else table
 
-    try:
-        p = parse_dsn(dsn)
-    except ValueError:
-        return "mysql://…"
-    user = quote(str(p.get("user", "")), safe="")
-    return f"mysql://{user}@{p.get('host', '')}:{p.get('port', 3306)}/{p.get('database', '')}"
+
+def _usage_errors(f: F) -> F:
+    """A TARGET naming no storage persistq knows is bad usage (exit 2), like a bad option."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except admin.LocationError as exc:
+            raise click.BadParameter(str(exc), param_hint=None if exc.scheme else "TARGET") from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _target_args(f: F) -> F:
     """TARGET and the options every queue command takes."""
+    f = _usage_errors(f)
     f = click.option(
         "--table",
         "table",
@@ -200,372 +146,55 @@ def _json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 
 
-# ----------------------------------------------------------------- SQLite
+def _store_json(store: admin.StoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": store.target, "engine": store.engine}
+    if store.database is not None:
+        out["database"] = store.database
+    if store.journal_mode is not None:
+        out["journal_mode"] = store.journal_mode
+    out["durability"] = store.durability
+    out["bytes_on_disk"] = store.bytes_on_disk
+    out["queues"] = [_queue_json(q) for q in store.queues]
+    if store.hint is not None:
+        out["hint"] = store.hint
+    return out
 
 
-@dataclasses.dataclass(frozen=True)
-class _Table:
-    """One queue (or PDict) table of an SQLite or MySQL database."""
-
-    table: str
-    name: str
-    kind: str
-    ack: bool
-    order: str
-    serializer: str | None
-
-
-def _sql_kinds() -> list[tuple[str, str, bool, str, bool]]:
-    """(table prefix, class name, ack?, order, legacy?), longest prefix first, from the queue classes.
-
-    ``legacy``: persist-queue's async class of the kind used the bare prefix
-    (``queue``, ``filo_queue``, ``unique_queue``) as its table, whatever its name.
-    """
-    from .queues import ack, fifo, priority, unique
-
-    classes: list[Any] = [
-        ack.SQLiteAckQueue,
-        ack.FILOSQLiteAckQueue,
-        ack.UniqueAckQ,
-        ack.PriorityAckQueue,
-        fifo.SQLiteQueue,
-        fifo.FILOSQLiteQueue,
-        unique.UniqueQ,
-        priority.PriorityQueue,
-    ]
-    kinds = [
-        (
-            f"{c._TABLE_PREFIX}_",
-            c.__name__,
-            issubclass(c, ack.SQLiteAckQueue),
-            c._ORDER,
-            c._ASYNC_LEGACY_TABLE,
-        )
-        for c in classes
-    ]
-    kinds.append(("dict_", "PDict", False, "key", False))
-    return sorted(kinds, key=lambda k: -len(k[0]))
-
-
-def _classify(table: str, serializers: dict[str, str]) -> _Table | None:
-    from .engines.sqlite import _NAME
-
-    for prefix, kind, is_ack, order, legacy in _sql_kinds():
-        if table.startswith(prefix) and _NAME.fullmatch(table[len(prefix) :]):
-            return _Table(table, table[len(prefix) :], kind, is_ack, order, serializers.get(table))
-        if legacy and table == prefix[:-1]:
-            # persistq opens it as the queue named "default" (when queue_default is absent).
-            return _Table(table, "default", kind, is_ack, order, serializers.get(table))
-    return None
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-@contextlib.contextmanager
-def _sqlite_ro(path: str) -> Iterator[sqlite3.Connection]:
-    """A read-only connection: inspection never changes a queue."""
-    try:
-        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=10)
-    except sqlite3.Error as exc:
-        raise _Failed(f"{path}: cannot open the database: {exc}") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-        yield conn
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc):
-            raise _Failed(f"{path}: {exc}") from exc
-        raise _Failed(f"{path}: {_describe(exc)}") from exc
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def _sqlite_rw(path: str) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _sqlite_tables(conn: sqlite3.Connection) -> list[_Table]:
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-    serializers: dict[str, str] = {}
-    if "persistq_meta" in names:
-        serializers = dict(conn.execute("SELECT tbl, value FROM persistq_meta WHERE key='serializer'"))
-    return [t for n in names if (t := _classify(n, serializers)) is not None]
-
-
-def _pick(tables: list[_Table], table: str | None, where: str) -> list[_Table]:
-    if table is None:
-        return tables
-    chosen = [t for t in tables if t.table == table] or [t for t in tables if t.name == table]
-    if not chosen:
-        have = ", ".join(t.table for t in tables) or "none"
-        raise _Failed(f"{where}: no queue table {table!r} (tables: {have})")
-    if len(chosen) > 1:
-        raise _Failed(
-            f"{where}: {table!r} names several tables ({', '.join(t.table for t in chosen)}); "
-            "pass the table name"
-        )
-    return chosen
-
-
-def _one(tables: list[_Table], table: str | None, where: str) -> _Table:
-    chosen = _pick(tables, table, where)
-    if not chosen:
-        raise _Failed(f"{where}: holds no queue")
-    if len(chosen) > 1:
-        raise _Failed(
-            f"{where} holds several queues ({', '.join(t.table for t in chosen)}); pick one with --table"
-        )
-    return chosen[0]
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({_q(table)})")}
-
-
-def _has_table(conn: sqlite3.Connection, table: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
-    return row is not None
-
-
-def _empty_counts(t: _Table) -> dict[str, int]:
-    if t.kind == "PDict":
-        return {"entries": 0}
-    if t.ack:
-        return {"ready": 0, "in_flight": 0, "expired": 0, "delayed": 0, "failed": 0, "acked": 0}
-    return {"ready": 0, "in_flight": 0}
-
-
-def _sqlite_stats(conn: sqlite3.Connection, t: _Table, dbstat: bool) -> dict[str, Any]:
-    qt = _q(t.table)
-    counts = _empty_counts(t)
-    oldest: float | None = None
-    if t.kind == "PDict":
-        counts["entries"] = conn.execute(f"SELECT count(*) FROM {qt}").fetchone()[0]
-    elif t.ack:
-        cols = _columns(conn, t.table)
-        for status, n, ts in conn.execute(
-            f"SELECT status, count(*), min(timestamp) FROM {qt} GROUP BY status"
-        ):
-            key = _STATUS.get(status, "ready")
-            counts[key] += n
-            if key in ("ready", "in_flight", "delayed") and ts is not None:
-                oldest = ts if oldest is None else min(oldest, ts)
-        if "pq_lease" in cols:
-            counts["expired"] = conn.execute(
-                f"SELECT count(*) FROM {qt} WHERE status=2 AND pq_lease <= ?", (time.time(),)
-            ).fetchone()[0]
-    else:
-        n, ts = conn.execute(f"SELECT count(*), min(timestamp) FROM {qt}").fetchone()
-        counts["ready"], oldest = n, ts
-        pending = f"persistq_pending_{t.table}"
-        if _has_table(conn, pending):
-            n, ts = conn.execute(f"SELECT count(*), min(timestamp) FROM {_q(pending)}").fetchone()
-            counts["in_flight"] = n
-            if ts is not None:
-                oldest = ts if oldest is None else min(oldest, ts)
-    size = None
-    if dbstat:
-        size = conn.execute(
-            "SELECT sum(pgsize) FROM dbstat WHERE name IN "
-            "(SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?))",
-            (t.table, f"persistq_pending_{t.table}"),
-        ).fetchone()[0]
-    return {
-        "table": t.table,
-        "name": t.name,
-        "kind": t.kind,
-        "engine": "sqlite",
-        "serializer": t.serializer,
-        "durability": None,
-        "counts": counts,
-        "total": sum(v for k, v in counts.items() if k != "expired"),
-        "oldest_age_seconds": None if oldest is None else round(max(0.0, time.time() - oldest), 3),
-        "bytes": size,
+def _queue_json(q: admin.QueueInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "table": q.table,
+        "name": q.name,
+        "kind": q.kind,
+        "engine": q.engine,
+        "serializer": q.serializer,
+        "durability": q.durability,
     }
+    if q.engine == "file":
+        out["chunksize"] = q.chunksize
+        out["segments"] = q.segments
+    out["counts"] = dict(q.counts)
+    out["total"] = q.total
+    out["oldest_age_seconds"] = q.oldest_age_seconds
+    out["bytes"] = q.bytes
+    if q.engine == "file":
+        out["locked"] = q.locked
+        out["problems"] = list(q.problems)
+    return out
 
 
-def _disk_bytes(paths: Sequence[str]) -> int:
-    total = 0
-    for p in paths:
-        with contextlib.suppress(OSError):
-            total += os.path.getsize(p)
-    return total
-
-
-def _sqlite_files(db: str) -> list[str]:
-    return [db, f"{db}-wal", f"{db}-shm"]
-
-
-def _sqlite_info(target: _Target, table: str | None) -> dict[str, Any]:
-    with _sqlite_ro(target.location) as conn:
-        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        tables = _pick(_sqlite_tables(conn), table, target.location)
-        try:
-            conn.execute("SELECT 1 FROM dbstat LIMIT 1").fetchall()
-            dbstat = True
-        except sqlite3.Error:
-            dbstat = False
-        queues = [_sqlite_stats(conn, t, dbstat) for t in tables]
-    return {
-        "target": target.location,
-        "engine": "sqlite",
-        "database": os.path.abspath(target.location),
-        "journal_mode": journal,
-        "durability": None,
-        "bytes_on_disk": _disk_bytes(_sqlite_files(target.location)),
-        "queues": queues,
-    }
-
-
-# ----------------------------------------------------------------- file queue
-
-
-def _file_state(path: str) -> QueueState:
-    from .engines.file import read_state
-
-    try:
-        return read_state(path)
-    except CorruptionError as exc:
-        raise _Failed(f"corrupt queue: {exc}") from exc
-
-
-def _file_info(target: _Target) -> dict[str, Any]:
-    from .engines.file import is_locked, scan_segments
-
-    path = target.location
-    state = _file_state(path)
-    segments, problems = scan_segments(path, state)
-    ready = sum(len(s.records) for s in segments)
-    corrupt = sum(len(s.corrupt) for s in segments)
-    files = [os.path.join(path, n) for n in os.listdir(path)]
-    queue = {
-        "table": None,
-        "name": os.path.basename(os.path.abspath(path)),
-        "kind": "Queue",
-        "engine": "file",
-        "serializer": state.serializer,
-        "durability": None,
-        "chunksize": state.chunksize,
-        "segments": len(segments),
-        "counts": {"ready": ready, "corrupt": corrupt},
-        "total": ready + corrupt,
-        "oldest_age_seconds": None,
-        "bytes": _disk_bytes([f for f in files if f.endswith(".seg")]),
-        "locked": is_locked(path),
-        "problems": problems,
-    }
-    return {
-        "target": path,
-        "engine": "file",
-        "durability": None,
-        "bytes_on_disk": _disk_bytes(files),
-        "queues": [queue],
-    }
-
-
-# ----------------------------------------------------------------- MySQL
-
-
-@contextlib.contextmanager
-def _mysql(dsn: str) -> Iterator[tuple[Any, dict[str, Any]]]:
-    from .engines.mysql import _pymysql, parse_dsn
-
-    try:
-        p = parse_dsn(dsn)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="TARGET") from None
-    pymysql = _pymysql()
-    try:
-        conn = pymysql.connect(
-            host=p.get("host", "localhost"),
-            port=p.get("port", 3306),
-            user=p.get("user", ""),
-            password=p.get("password", ""),
-            database=p.get("database"),
-            connect_timeout=10,
-            autocommit=True,
-        )
-    except pymysql.MySQLError as exc:
-        raise _Failed(f"{_safe_dsn(dsn)}: cannot connect: {exc.args[-1] if exc.args else exc}") from None
-    try:
-        yield conn, p
-    finally:
-        conn.close()
-
-
-def _mysql_tables(conn: Any, dsn_table: str | None, table: str | None) -> list[_Table]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
-        names = sorted(r[0] for r in cur.fetchall())
-        serializers: dict[str, str] = {}
-        if "persistq_meta" in names:
-            cur.execute("SELECT tbl, value FROM persistq_meta WHERE `key` = 'serializer'")
-            serializers = {r[0]: r[1] for r in cur.fetchall()}
-    tables = [
-        _Table(n, n[len("queue_") :], "MySQLQueue", False, "fifo", serializers.get(n))
-        for n in names
-        if n.startswith("queue_")
-    ]
-    return _pick(tables, table or (f"queue_{dsn_table}" if dsn_table else None), "the database")
-
-
-def _mysql_info(target: _Target, table: str | None) -> dict[str, Any]:
-    from .engines.mysql import _pending_table
-
-    with _mysql(target.location) as (conn, p):
-        tables = _mysql_tables(conn, p.get("name"), table)
-        queues = []
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@innodb_flush_log_at_trx_commit")
-            flush = cur.fetchone()[0]
-            durability = f"innodb_flush_log_at_trx_commit={flush}"
-            total_bytes = 0
-            for t in tables:
-                cur.execute(f"SELECT count(*), min(timestamp) FROM `{t.table}`")
-                n, oldest = cur.fetchone()
-                pending = _pending_table(t.table)
-                cur.execute(
-                    "SELECT table_name, data_length + index_length FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE() AND table_name IN (%s, %s)",
-                    (t.table, pending),
-                )
-                sizes = {r[0]: int(r[1] or 0) for r in cur.fetchall()}
-                in_flight = 0
-                if pending in sizes:
-                    cur.execute(f"SELECT count(*), min(timestamp) FROM `{pending}`")
-                    in_flight, pts = cur.fetchone()
-                    if pts is not None:
-                        oldest = pts if oldest is None else min(oldest, pts)
-                total_bytes += sum(sizes.values())
-                queues.append(
-                    {
-                        "table": t.table,
-                        "name": t.name,
-                        "kind": t.kind,
-                        "engine": "mysql",
-                        "serializer": t.serializer,
-                        "durability": "full" if str(flush) == "1" else durability,
-                        "counts": {"ready": int(n), "in_flight": int(in_flight)},
-                        "total": int(n) + int(in_flight),
-                        "oldest_age_seconds": None
-                        if oldest is None
-                        else round(max(0.0, time.time() - float(oldest)), 3),
-                        "bytes": sum(sizes.values()),
-                    }
-                )
-    return {
-        "target": target.shown,
-        "engine": "mysql",
-        "durability": durability,
-        "bytes_on_disk": total_bytes,
-        "queues": queues,
-    }
+def _record_json(t: admin.Target, ref: admin.QueueRef, r: admin.RawRecord) -> dict[str, Any]:
+    """A record's fields as ``peek`` shows them (its data is added after decoding)."""
+    if t.engine == "file":
+        return {"segment": r.segment, "offset": r.offset}
+    if ref.order == "key":
+        return {"key": r.key}
+    out: dict[str, Any] = {"id": r.id, "timestamp": r.timestamp}
+    if ref.ack:
+        out["status"] = r.status
+        out["attempts"] = r.attempts
+    if ref.order == "priority":
+        out["priority"] = r.priority
+    return out
 
 
 # ----------------------------------------------------------------- output
@@ -717,82 +346,6 @@ def _preview(value: Any, decoded: bool, width: int | None) -> str:
     return text
 
 
-def _sqlite_peek(conn: sqlite3.Connection, t: _Table, n: int, status: str) -> list[dict[str, Any]]:
-    qt = _q(t.table)
-    order = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC", "key": "rowid"}[
-        t.order
-    ]
-    if t.kind == "PDict":
-        rows = conn.execute(f"SELECT key, data FROM {qt} ORDER BY rowid LIMIT ?", (n,)).fetchall()
-        return [{"key": k, "data": d} for k, d in rows]
-    prio = ", priority" if t.order == "priority" else ""
-    if t.ack:
-        cols = _columns(conn, t.table)
-        attempts = "pq_attempts" if "pq_attempts" in cols else "NULL"
-        statuses = _PEEK_STATUS[status]
-        marks = ", ".join("?" * len(statuses))
-        rows = conn.execute(
-            f"SELECT _id, data, timestamp, status, {attempts}{prio} FROM {qt} "
-            f"WHERE status IN ({marks}) ORDER BY {order} LIMIT ?",
-            (*statuses, n),
-        ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "data": r[1],
-                "timestamp": r[2],
-                "status": _STATUS.get(r[3], str(r[3])),
-                "attempts": r[4],
-                **({"priority": r[5]} if prio else {}),
-            }
-            for r in rows
-        ]
-    if status not in ("ready", "all"):
-        return []
-    rows = conn.execute(
-        f"SELECT _id, data, timestamp{prio} FROM {qt} ORDER BY {order} LIMIT ?", (n,)
-    ).fetchall()
-    return [
-        {"id": r[0], "data": r[1], "timestamp": r[2], **({"priority": r[3]} if prio else {})} for r in rows
-    ]
-
-
-# ----------------------------------------------------------------- opening with the public classes
-
-
-class _Opaque:
-    """A serializer that passes bytes through, under the name the queue recorded.
-
-    Lets the CLI open a queue with its public class (whose open checks the
-    serializer's name) without decoding, so no stored pickle is ever run.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.NAME = name
-
-    def dumps(self, value: Any, sort_keys: bool = False) -> bytes:
-        """Bytes stay bytes."""
-        return bytes(value)
-
-    def loads(self, data: bytes) -> bytes:
-        """Bytes stay bytes."""
-        return bytes(data)
-
-
-def _sync_queue(target: _Target, t: _Table, **kwargs: Any) -> Any:
-    from . import sync
-
-    cls = getattr(sync, t.kind)
-    directory, db_file = os.path.split(os.path.abspath(target.location))
-    return cls(
-        directory,
-        name=t.name,
-        serializer=_Opaque(t.serializer or "pickle"),
-        db_file_name=db_file,
-        **kwargs,
-    )
-
-
 # ----------------------------------------------------------------- the commands
 
 
@@ -808,31 +361,16 @@ def cli() -> None:
 
 
 def _info(target: str, db_file: str | None, table: str | None, as_json: bool) -> None:
-    t = _resolve(target, db_file)
-    if t.engine == "legacy-file":
-        from .engines.file import MIGRATE_HINT
-
-        info: dict[str, Any] = {
-            "target": target,
-            "engine": "persist-queue-file",
-            "durability": None,
-            "bytes_on_disk": _disk_bytes([os.path.join(target, n) for n in os.listdir(target)]),
-            "queues": [],
-            "hint": f"a persist-queue 1.x file queue; convert it once with: {MIGRATE_HINT}",
-        }
+    t = _target(target, db_file)
+    if t.engine == "persist-queue-file":
+        info = _store_json(admin.inspect(t))
         if as_json:
             _emit_json(info)
         else:
             click.echo(f"{target}: {info['hint']}")
         return
-    if t.engine == "sqlite":
-        info = _sqlite_info(t, table)
-    elif t.engine == "file":
-        if table is not None:
-            raise click.UsageError("--table does not apply to a file queue (one queue per directory)")
-        info = _file_info(t)
-    else:
-        info = _mysql_info(t, table)
+    _no_table_for_files(t, table)
+    info = _store_json(admin.inspect(t, table=table))
     if as_json:
         _emit_json(info)
     else:
@@ -869,7 +407,7 @@ def stats_command(target: str, db_file: str | None, table: str | None, as_json: 
 )
 @click.option(
     "--status",
-    type=click.Choice(sorted(_PEEK_STATUS)),
+    type=click.Choice(_PEEK_STATUS),
     default="ready",
     show_default=True,
     help="Ack queues: which items to show.",
@@ -901,39 +439,16 @@ def peek_command(
     unless --trust is given: unpickling runs code chosen by whoever wrote the
     queue, and a tool that inspects a queue must not run it by default.
     """
-    t = _resolve(target, db_file)
-    if t.engine == "legacy-file":
-        raise _Failed(_legacy_message(target))
-    items: list[dict[str, Any]]
-    if t.engine == "sqlite":
-        with _sqlite_ro(t.location) as conn:
-            q = _one(_sqlite_tables(conn), table, t.location)
-            items = _sqlite_peek(conn, q, count, status)
-        recorded = q.serializer
-        where = q.table
-    elif t.engine == "file":
-        from .engines.file import scan_segments
-
-        state = _file_state(t.location)
-        segments, _ = scan_segments(t.location, state)
-        items = []
-        for s in segments:
-            for off, payload in s.records:
-                items.append({"segment": os.path.basename(s.path), "offset": off, "data": payload})
-        items = items[:count]
-        recorded, where = state.serializer, t.location
-    else:
-        with _mysql(t.location) as (conn, p):
-            q = _one(_mysql_tables(conn, p.get("name"), table), None, t.shown)
-            with conn.cursor() as cur:
-                cur.execute(f"SELECT _id, data, timestamp FROM `{q.table}` ORDER BY _id LIMIT %s", (count,))
-                items = [{"id": r[0], "data": r[1], "timestamp": r[2]} for r in cur.fetchall()]
-        recorded, where = q.serializer, q.table
-    decoder = _Decoder(serializer or recorded, trust, raw)
-    for item in items:
-        data = item.pop("data")
-        item["size"] = len(data)
-        item["decoded"], item["data"] = decoder.decode(data)
+    t = _target(target, db_file)
+    ref, records = admin.peek(t, table=_table_for(t, table), n=count, status=status.replace("-", "_"))
+    where = ref.table or t.path
+    decoder = _Decoder(serializer or ref.serializer, trust, raw)
+    items = []
+    for record in records:
+        item = _record_json(t, ref, record)
+        item["size"] = len(record.data)
+        item["decoded"], item["data"] = decoder.decode(record.data)
+        items.append(item)
     if as_json:
         _emit_json({"target": t.shown, "table": where, "serializer": decoder.name, "items": items})
     else:
@@ -954,26 +469,6 @@ def peek_command(
         click.echo(f"note: {note}", err=True)
 
 
-def _legacy_message(target: str) -> str:
-    from .engines.file import MIGRATE_HINT
-
-    return f"{target} is a persist-queue 1.x file queue; convert it once with: {MIGRATE_HINT}"
-
-
-def _ack_table(target: str, db_file: str | None, table: str | None) -> tuple[_Target, _Table]:
-    t = _resolve(target, db_file)
-    if t.engine != "sqlite":
-        raise _Failed(f"{t.shown}: only SQLite ack queues have failed or in-flight items to requeue")
-    with _sqlite_ro(t.location) as conn:
-        tables = _sqlite_tables(conn)
-        if table is None:
-            tables = [x for x in tables if x.ack]
-        q = _one(tables, table, t.location)
-    if not q.ack:
-        raise _Failed(f"{q.table} is a {q.kind}, not an ack queue: it has no failed items or leases")
-    return t, q
-
-
 def _requeue(
     target: str,
     db_file: str | None,
@@ -985,7 +480,8 @@ def _requeue(
     yes: bool,
     as_json: bool,
 ) -> None:
-    t, q = _ack_table(target, db_file, table)
+    t = _target(target, db_file)
+    q = admin.ack_queue(t, table=table)
     if not (failed or expired or all_in_flight):
         failed = expired = True
     if ids and not failed:
@@ -996,21 +492,14 @@ def _requeue(
             "(they may be processed twice)?",
             abort=True,
         )
-    result = {"table": q.table, "failed_requeued": 0, "in_flight_returned": 0}
-    with _sqlite_ro(t.location) as conn:
-        before = _sqlite_stats(conn, q, False)["counts"]["in_flight"]
-    # auto_resume at open gives back items whose lease expired or whose
-    # consumer process is gone; a live consumer's items are left alone.
-    with _sync_queue(t, q, auto_resume=expired) as queue:
-        if failed:
-            result["failed_requeued"] = queue.requeue_failed(list(ids) if ids else None)
-        if all_in_flight:
-            queue.resume_unack_tasks()
-        if expired:
-            queue.counts()  # settles expired leases, as a get would
-    with _sqlite_ro(t.location) as conn:
-        after = _sqlite_stats(conn, q, False)["counts"]["in_flight"]
-    result["in_flight_returned"] = max(0, before - after)
+    done = admin.requeue(
+        t, table=q.table, failed=failed, expired=expired, all_in_flight=all_in_flight, ids=list(ids) or None
+    )
+    result = {
+        "table": done.table,
+        "failed_requeued": done.failed_requeued,
+        "in_flight_returned": done.in_flight_returned,
+    }
     if as_json:
         _emit_json(result)
     else:
@@ -1068,106 +557,33 @@ def purge_command(
     never decoded. A file queue is opened (it must not be in use by another
     process) and drained.
     """
-    t = _resolve(target, db_file)
-    if t.engine == "legacy-file":
-        raise _Failed(_legacy_message(target))
+    t = _target(target, db_file)
     if t.engine == "file":
-        if table is not None:
-            raise click.UsageError("--table does not apply to a file queue (one queue per directory)")
-        n = _file_info(t)["queues"][0]["total"]
+        _no_table_for_files(t, table)
+        n = admin.inspect(t).queues[0].total
         if not yes:
             click.confirm(f"Delete all {n} item(s) of the file queue {target}?", abort=True)
-        purged = _purge_file(t)
-        result: dict[str, Any] = {"target": target, "purged": {os.path.basename(target): purged}}
+        result: dict[str, Any] = {"target": target, "purged": admin.purge(t)}
     elif t.engine == "sqlite":
-        with _sqlite_ro(t.location) as conn:
-            tables = _pick(_sqlite_tables(conn), table, t.location)
-            stats = [_sqlite_stats(conn, q, False) for q in tables]
-        if not tables:
-            raise _Failed(f"{t.location}: holds no queue")
+        queues = admin.inspect(t, table=table).queues
+        if not queues:
+            raise _Failed(f"{t.path}: holds no queue")
         if not yes:
-            what = ", ".join(f"{s['table']} ({s['total']})" for s in stats)
-            click.confirm(f"Delete the items of {what} in {t.location}?", abort=True)
-        result = {"target": t.location, "purged": _purge_sqlite(t, tables, in_flight)}
+            what = ", ".join(f"{q.table} ({q.total})" for q in queues)
+            click.confirm(f"Delete the items of {what} in {t.path}?", abort=True)
+        result = {"target": t.path, "purged": admin.purge(t, table=table, in_flight=in_flight)}
     else:
-        with _mysql(t.location) as (conn, p):
-            tables = _mysql_tables(conn, p.get("name"), table)
-            if not tables:
-                raise _Failed(f"{t.shown}: holds no queue")
-            if not yes:
-                click.confirm(f"Delete the items of {', '.join(q.table for q in tables)}?", abort=True)
-            result = {"target": t.shown, "purged": _purge_mysql(conn, tables, in_flight)}
+        refs = admin.list_queues(t, table=table)
+        if not refs:
+            raise _Failed(f"{t.shown}: holds no queue")
+        if not yes:
+            click.confirm(f"Delete the items of {', '.join(str(q.table) for q in refs)}?", abort=True)
+        result = {"target": t.shown, "purged": admin.purge(t, table=table, in_flight=in_flight)}
     if as_json:
         _emit_json(result)
     else:
         for name, n in result["purged"].items():
             click.echo(f"{name}: {n} item(s) deleted")
-
-
-def _purge_sqlite(t: _Target, tables: list[_Table], in_flight: bool) -> dict[str, int]:
-    out: dict[str, int] = {}
-    with _sqlite_rw(t.location) as conn:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for q in tables:
-                qt = _q(q.table)
-                if q.ack and not in_flight:
-                    n = conn.execute(f"DELETE FROM {qt} WHERE status <> 2").rowcount
-                else:
-                    n = conn.execute(f"DELETE FROM {qt}").rowcount
-                pending = f"persistq_pending_{q.table}"
-                if in_flight and _has_table(conn, pending):
-                    n += conn.execute(f"DELETE FROM {_q(pending)}").rowcount
-                out[q.table] = n
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return out
-
-
-def _purge_mysql(conn: Any, tables: list[_Table], in_flight: bool) -> dict[str, int]:
-    from .engines.mysql import _pending_table
-
-    out: dict[str, int] = {}
-    conn.begin()
-    try:
-        with conn.cursor() as cur:
-            for q in tables:
-                n = cur.execute(f"DELETE FROM `{q.table}`")
-                if in_flight:
-                    cur.execute(
-                        "SELECT count(*) FROM information_schema.tables "
-                        "WHERE table_schema = DATABASE() AND table_name = %s",
-                        (_pending_table(q.table),),
-                    )
-                    if cur.fetchone()[0]:
-                        n += cur.execute(f"DELETE FROM `{_pending_table(q.table)}`")
-                out[q.table] = int(n)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    return out
-
-
-def _purge_file(t: _Target) -> int:
-    from .errors import CorruptionError, Empty
-    from .sync import Queue
-
-    serializer = _Opaque(_file_state(t.location).serializer)
-    n = 0
-    with Queue(t.location, serializer=serializer, autosave=True, durability="normal") as q:
-        while True:
-            try:
-                n += len(q.get_many(1000, block=False))
-            except Empty:
-                return n
-            except CorruptionError:
-                if q.skip_corrupt() is None:
-                    raise
-                n += 1
 
 
 @cli.command("verify")
@@ -1180,101 +596,40 @@ def verify_command(target: str, db_file: str | None, table: str | None, as_json:
     header and every record's checksum from the read position on (each damaged
     record is reported with its file and offset). MySQL: CHECK TABLE.
     """
-    t = _resolve(target, db_file)
-    problems: list[str] = []
-    warnings: list[str] = []
-    checked: list[str] = []
-    if t.engine == "legacy-file":
-        raise _Failed(_legacy_message(target))
-    if t.engine == "sqlite":
-        with _sqlite_ro(t.location) as conn:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-            checked = [q.table for q in _pick(_sqlite_tables(conn), table, t.location)]
-        problems += [f"{t.location}: {r[0]}" for r in rows if r[0] != "ok"]
-    elif t.engine == "file":
-        from .engines.file import scan_segments
-
-        segments, problems = scan_segments(t.location, _file_state(t.location))
-        for s in segments:
-            checked.append(os.path.basename(s.path))
-            problems += [
-                f"{s.path} offset {off}: corrupt record ({size} bytes; checksum or length does not match)"
-                for off, size in s.corrupt
-            ]
-            if s.torn is not None:
-                warnings.append(
-                    f"{s.path} offset {s.torn}: an unfinished append at the end (a put that never "
-                    "returned, or one in progress); the next open truncates it"
-                )
-    else:
-        with _mysql(t.location) as (conn, p):
-            tables = _mysql_tables(conn, p.get("name"), table)
-            with conn.cursor() as cur:
-                for q in tables:
-                    cur.execute(f"CHECK TABLE `{q.table}`")
-                    checked.append(q.table)
-                    for row in cur.fetchall():
-                        if row[2] in ("error", "warning") or (row[2] == "status" and row[3] != "OK"):
-                            problems.append(f"{q.table}: {row[3]}")
+    t = _target(target, db_file)
+    report = admin.verify(t, table=_table_for(t, table))
     if as_json:
         _emit_json(
             {
                 "target": t.shown,
-                "ok": not problems,
-                "checked": checked,
-                "problems": problems,
-                "warnings": warnings,
+                "ok": report.ok,
+                "checked": report.checked,
+                "problems": report.problems,
+                "warnings": report.warnings,
             }
         )
     else:
-        for w in warnings:
+        for w in report.warnings:
             click.echo(f"warning: {w}", err=True)
-        for problem in problems:
+        for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
-        if not problems:
+        if report.ok:
+            checked = report.checked
             click.echo(f"{t.shown}: ok ({len(checked)} checked: {', '.join(checked) or 'nothing'})")
-    if problems:
-        raise _Problems(f"{t.shown}: {len(problems)} problem(s) found")
+    if not report.ok:
+        raise _Problems(f"{t.shown}: {len(report.problems)} problem(s) found")
 
 
 def _vacuum(target: str, db_file: str | None, table: str | None, as_json: bool) -> None:
-    t = _resolve(target, db_file)
-    if t.engine == "legacy-file":
-        raise _Failed(_legacy_message(target))
-    if t.engine == "sqlite":
-        files = _sqlite_files(t.location)
-        before = _disk_bytes(files)
-        with _sqlite_rw(t.location) as conn:
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-            conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        after = _disk_bytes(files)
-    elif t.engine == "file":
-        from .sync import Queue
-
-        path = t.location
-        before = _disk_bytes([os.path.join(path, n) for n in os.listdir(path)])
-        serializer = _Opaque(_file_state(path).serializer)
-        # Opening removes consumed segments, stale temporary files and a torn tail.
-        with Queue(path, serializer=serializer):
-            pass
-        after = _disk_bytes([os.path.join(path, n) for n in os.listdir(path)])
-    else:
-        from .sync import MySQLQueue
-
-        with _mysql(t.location) as (conn, p):
-            tables = _mysql_tables(conn, p.get("name"), table)
-        before = after = 0
-        for q in tables:
-            with MySQLQueue(t.location, name=q.name, serializer=_Opaque(q.serializer or "pickle")) as mq:
-                mq.shrink_disk_usage()
-    result = {"target": t.shown, "bytes_before": before, "bytes_after": after}
+    t = _target(target, db_file)
+    done = admin.vacuum(t, table=_table_for(t, table))
+    result = {"target": t.shown, "bytes_before": done.bytes_before, "bytes_after": done.bytes_after}
     if as_json:
         _emit_json(result)
     elif t.engine == "mysql":
         click.echo(f"{t.shown}: OPTIMIZE TABLE done")
     else:
-        click.echo(f"{t.shown}: {_size(before)} -> {_size(after)}")
+        click.echo(f"{t.shown}: {_size(done.bytes_before)} -> {_size(done.bytes_after)}")
 
 
 _VACUUM_HELP = """Return free space to the file system.
@@ -1303,98 +658,41 @@ def compact_command(target: str, db_file: str | None, table: str | None, as_json
 # ----------------------------------------------------------------- migrate
 
 
-class _Counting:
-    """Forwards to a serializer and reports each record read from a queue file (not ``info``)."""
-
-    def __init__(self, inner: Any, tick: Callable[[], None]) -> None:
-        self.NAME = _serializers.serializer_name(inner)
-        self._inner = inner
-        self._tick = tick
-
-    def dumps(self, value: Any, **kwargs: Any) -> bytes:
-        """As the wrapped serializer."""
-        data: bytes = self._inner.dumps(value, **kwargs)
-        return data
-
-    def loads(self, data: bytes) -> Any:
-        """As the wrapped serializer."""
-        return self._inner.loads(data)
-
-    def dump(self, value: Any, fp: Any, **kwargs: Any) -> None:
-        """As the wrapped serializer."""
-        self._inner.dump(value, fp, **kwargs)
-
-    def load(self, fp: Any) -> Any:
-        """As the wrapped serializer; counts records of the queue's data files."""
-        value = self._inner.load(fp)
-        if os.path.basename(str(getattr(fp, "name", ""))) != "info":
-            self._tick()
-        return value
+_BARS = {"items": ("migrating", 1000), "pages": ("copying", 10_000)}
+"""Per unit of migration progress: the bar's label, and from how many units on a bar is worth showing."""
 
 
-def _pq_size(src: str, serializer: Any) -> int:
-    try:
-        with open(os.path.join(src, "info"), "rb") as f:
-            return int(serializer.load(f)["size"])
-    except Exception:  # noqa: BLE001 - migrate_file_queue reports a bad info file
-        return 0
+class _Progress:
+    """A progress bar on a terminal's stderr for long migrations; silent otherwise."""
 
+    def __init__(self, show: bool) -> None:
+        self._show = show and sys.stderr.isatty()
+        self._bar: Any = None
+        self._done = 0
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        """Nothing to show."""
+    def __call__(self, done: int, total: int, unit: str) -> None:
+        """Advance the bar to ``done`` of ``total``."""
+        label, least = _BARS.get(unit, ("copying", 1000))
+        if self._bar is None and self._show and total >= least:
+            self._bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            self._bar.__enter__()
+        if self._bar is not None:
+            self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        """Finish the bar, if one is shown."""
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
-def _progress(length: int, label: str, show: bool) -> Iterator[Any]:
-    """A progress bar on a terminal's stderr for long runs; silent otherwise."""
-    if show and length > 0 and sys.stderr.isatty():
-        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-            yield bar
-    else:
-        yield _NoBar()
-
-
-def _migrate_file(src: str, dst: str, serializer_name: str, quiet: bool) -> int:
-    from .migrate import migrate_file_queue
-
-    serializer = getattr(_serializers, serializer_name)
-    total = _pq_size(src, serializer)
-    with _progress(total, "migrating", not quiet and total >= 1000) as bar:
-        return migrate_file_queue(src, dst, _Counting(serializer, lambda: bar.update(1)))
-
-
-def _migrate_sqlite(src: _Target, dst: str, quiet: bool) -> tuple[str, list[str]]:
-    db_name = os.path.basename(src.location)
-    if os.path.isdir(dst) and os.listdir(dst):
-        raise _Failed(f"destination {dst!r} exists and is not an empty directory")
-    if os.path.exists(dst) and not os.path.isdir(dst):
-        raise _Failed(f"destination {dst!r} exists and is not a directory")
-    os.makedirs(dst, mode=0o700, exist_ok=True)
-    out = os.path.join(dst, db_name)
-    os.close(os.open(out, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+def _progress(show: bool) -> Iterator[_Progress]:
+    bar = _Progress(show)
     try:
-        with _sqlite_ro(src.location) as source, _sqlite_rw(out) as copy:
-            pages = source.execute("PRAGMA page_count").fetchone()[0]
-            with _progress(pages, "copying", not quiet and pages >= 10_000) as bar:
-                done = [0]
-
-                def progress(status: int, remaining: int, total: int) -> None:
-                    bar.update(total - remaining - done[0])
-                    done[0] = total - remaining
-
-                source.backup(copy, pages=1024, progress=progress)
-            copy.execute("PRAGMA journal_mode=WAL")
-            check = copy.execute("PRAGMA integrity_check").fetchall()
-            if [r[0] for r in check] != ["ok"]:
-                raise _Failed(f"the copy {out} fails its integrity check: {check[0][0]}")
-            tables = [q.table for q in _sqlite_tables(copy)]
-    except BaseException:
-        for f in _sqlite_files(out):
-            with contextlib.suppress(OSError):
-                os.unlink(f)
-        raise
-    return out, tables
+        yield bar
+    finally:
+        bar.close()
 
 
 @cli.command("migrate")
@@ -1421,18 +719,14 @@ def migrate_command(src: str, dst: str, serializer: str, quiet: bool) -> None:
     a consistent copy of it in the directory DST (safe while the source is in
     use), checks the copy's integrity and lists the queues it holds.
     """
-    is_db = os.path.isfile(src) or (
-        os.path.isdir(src)
-        and any(n.endswith(".db") for n in os.listdir(src))
-        and "info" not in os.listdir(src)
-    )
-    if not is_db:
-        moved = _migrate_file(src, dst, serializer, quiet)
+    with _progress(not quiet) as bar:
+        done = admin.migrate(src, dst, serializer=serializer, progress=bar)
+    if done.kind == "file":
+        moved = done.items
         click.echo(f"migrated {moved} item{'s' if moved != 1 else ''} from {src} to {dst}")
         return
-    t = _resolve(src, None)
-    out, tables = _migrate_sqlite(t, dst, quiet)
-    click.echo(f"copied {t.location} to {out}: {len(tables)} queue table(s): {', '.join(tables) or 'none'}")
+    tables = ", ".join(done.tables) or "none"
+    click.echo(f"copied {done.source} to {done.destination}: {len(done.tables)} queue table(s): {tables}")
     click.echo(
         f"open it in place with persistq (path {dst!r}); the serializer must be the one it was written with"
     )

@@ -17,6 +17,7 @@ __all__ = (
     "Full",
     "InvalidName",
     "ItemNotFound",
+    "KeyTooLong",
     "MissingDependencyError",
     "PersistQError",
     "PortalError",
@@ -116,3 +117,16 @@ class QueueLocked(StorageError):
 
     The file queue is single-process: one open queue object per directory.
     """
+
+
+class KeyTooLong(PersistQError, ValueError):
+    """A ``PDict`` key longer than its engine can index (MySQL: 3,072 UTF-8 bytes)."""
+
+    def __init__(self, key: str, size: int, limit: int, engine: str = "MySQL") -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"a key of {size} UTF-8 bytes is too long for a PDict on {engine} "
+            f"(at most {limit}): {key[:40]!r}…"
+        )

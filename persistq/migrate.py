@@ -106,7 +106,7 @@ def migrate_file_queue(
     if os.path.isdir(dst) and os.listdir(dst) and not os.path.isfile(os.path.join(dst, META_FILE)):
         raise StorageError(f"destination {dst!r} exists and is not an empty directory")
     moved = 0
-    with Queue(dst, chunksize=chunksize or info["chunksize"], serializer=serializer) as q:
+    with Queue[Any](dst, chunksize=chunksize or info["chunksize"], serializer=serializer) as q:
         if q.qsize():
             raise StorageError(f"destination queue {dst!r} already holds items; use an empty one")
         batch: list[Any] = []

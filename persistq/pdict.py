@@ -1,9 +1,9 @@
-"""The persistent mapping: :class:`PDict`, a ``str``-keyed dict on SQLite.
+"""The persistent mapping: :class:`PDict`, a ``str``-keyed dict on SQLite or a database server.
 
 The async class lives here; :class:`persistq.sync.PDict` is its blocking twin
-and a real :class:`collections.abc.MutableMapping`. Storage is
-:class:`~persistq.engines.sqlite_dict.SQLiteDictStore` (bytes in, bytes out);
-this module validates keys and turns values into bytes and back.
+and a real :class:`collections.abc.MutableMapping`. Storage is a
+:class:`~persistq.engines.base.DictStore` chosen by the location (bytes in,
+bytes out); this module validates keys and turns values into bytes and back.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
 
 from . import serializers as _serializers
-from .engines.sqlite import Durability, validate_durability, validate_name
-from .engines.sqlite_dict import Entry, PageKind, SQLiteDictStore
+from .engines.base import DictStore, Durability, Entry, PageKind, validate_durability, validate_name
+from .engines.locations import Location, dict_store, parse_location
 from .errors import QueueClosed, SerializationError
 
 if TYPE_CHECKING:
@@ -74,7 +74,11 @@ def missing_key(key: str) -> KeyError:
     return KeyError(f"Key: {key} not exists.")
 
 
-class PDict:
+_V = TypeVar("_V")
+_D = TypeVar("_D")
+
+
+class PDict(Generic[_V]):
     """A persistent mapping from ``str`` keys to values, on SQLite (async; asyncio and trio).
 
     Python's mapping protocol is synchronous, so this async class spells it
@@ -118,8 +122,9 @@ class PDict:
 
     Args:
         path: an existing SQLite database file, else the directory of the
-            database (created owner-only if missing), or ``":memory:"``; as
-            :class:`~persistq.SQLiteQueue`'s ``path``.
+            database (created owner-only if missing), or ``":memory:"``, or a
+            server URL (``mysql://…``, ``postgresql://…``); as
+            :class:`~persistq.FIFOQueue`'s ``path``.
         name: the mapping's name; the table is ``dict_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``.
         multithreading: accepted for compatibility; every PDict is
@@ -143,7 +148,7 @@ class PDict:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str,
         multithreading: bool = False,
         *,
@@ -156,19 +161,21 @@ class PDict:
         self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-        self.path = os.fspath(path)
+        location = parse_location(path)
+        self.path = location.display
+        """Where the mapping is stored: the path, or the server URL without its password."""
         self.name = name
         self.multithreading = multithreading
         self.serializer = serializer
         self.durability = validate_durability(durability)
         self.timeout = float(timeout)
-        self._store = SQLiteDictStore(
-            self.path,
+        self._store: DictStore = dict_store(
+            location,
             name,
             _serializers.serializer_name(serializer),
-            db_file_name,
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
         self._state = "new"
         self._open_lock: anyio.Lock | None = None
@@ -216,7 +223,7 @@ class PDict:
         """Same as :meth:`close`."""
         await self.close()
 
-    async def __aenter__(self) -> PDict:
+    async def __aenter__(self) -> PDict[_V]:
         await self.open()
         return self
 
@@ -270,6 +277,10 @@ class PDict:
 
     # ----------------------------------------------------------- reading
 
+    @overload
+    async def get(self, key: str) -> _V | None: ...
+    @overload
+    async def get(self, key: str, default: _D) -> _V | _D: ...
     async def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is not stored.
 
@@ -282,7 +293,7 @@ class PDict:
         data = await self._store.get(key)
         return default if data is None else self._decode(key, data)
 
-    async def _getitem(self, key: str) -> Any:
+    async def _getitem(self, key: str) -> _V:
         """Return the value of ``key`` (``d[key]``; the sync twin's ``__getitem__``).
 
         Raises:
@@ -295,7 +306,7 @@ class PDict:
         data = await self._store.get(key)
         if data is None:
             raise missing_key(key)
-        return self._decode(key, data)
+        return self._decode(key, data)  # type: ignore[no-any-return]
 
     async def contains(self, key: str) -> bool:
         """Whether ``key`` is stored (``key in d``).
@@ -316,15 +327,15 @@ class PDict:
         """Every key, in insertion order (one consistent snapshot)."""
         return [e[1] for e in await self._snapshot("keys")]
 
-    async def values(self) -> list[Any]:
+    async def values(self) -> list[_V]:
         """Every value, in insertion order (one consistent snapshot)."""
         return [self._decode(e[1], e[2]) for e in await self._snapshot("items")]
 
-    async def items(self) -> list[tuple[str, Any]]:
+    async def items(self) -> list[tuple[str, _V]]:
         """Every ``(key, value)`` pair, in insertion order (one consistent snapshot)."""
         return [(e[1], self._decode(e[1], e[2])) for e in await self._snapshot("items")]
 
-    async def to_dict(self) -> dict[str, Any]:
+    async def to_dict(self) -> dict[str, _V]:
         """A plain :class:`dict` copy of the contents (one consistent snapshot)."""
         return dict(await self.items())
 
@@ -340,7 +351,7 @@ class PDict:
 
     # ----------------------------------------------------------- writing
 
-    async def set(self, key: str, value: Any) -> None:
+    async def set(self, key: str, value: _V) -> None:
         """Store ``value`` under ``key`` (``d[key] = value``); durable on return.
 
         Replacing a value keeps the key's place in the order. Cancel-atomic.
@@ -366,6 +377,10 @@ class PDict:
         if not await self._store.delete(key):
             raise missing_key(key)
 
+    @overload
+    async def pop(self, key: str) -> _V: ...
+    @overload
+    async def pop(self, key: str, default: _D) -> _V | _D: ...
     async def pop(self, key: str, default: Any = MISSING) -> Any:
         """Delete ``key`` and return its value, atomically; cancel-atomic.
 
@@ -389,7 +404,7 @@ class PDict:
             return default
         return self._decode(key, data)
 
-    async def popitem(self) -> tuple[str, Any]:
+    async def popitem(self) -> tuple[str, _V]:
         """Delete and return the last inserted ``(key, value)`` pair, as :meth:`dict.popitem`.
 
         Atomic across processes (no two callers get the same entry) and
@@ -404,7 +419,7 @@ class PDict:
             raise KeyError("popitem(): PDict is empty")
         return entry[0], self._decode(entry[0], entry[1])
 
-    async def setdefault(self, key: str, default: Any = None) -> Any:
+    async def setdefault(self, key: str, default: _V | None = None) -> _V | None:
         """Return the value of ``key``, storing ``default`` first if it is missing.
 
         Atomic: of several concurrent callers (in any process), exactly one

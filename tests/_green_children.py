@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import persistq.sync  # noqa: E402
-from persistq.engines import _threads  # noqa: E402
+from persistq import _runtime as _threads  # noqa: E402
 from persistq.sync import _portal  # noqa: E402
 
 WAIT = 30.0

@@ -87,7 +87,7 @@ def test_normal_process_is_not_green() -> None:
     """Without monkey-patching persistq picks the plain threading primitives and portal."""
     import threading
 
-    from persistq.engines import _threads
+    from persistq import _runtime as _threads
     from persistq.sync import _portal
 
     assert _threads.GREEN is None

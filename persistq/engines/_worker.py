@@ -41,10 +41,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from ..errors import QueueClosed
-
 # Real OS threads and locks even under gevent/eventlet; the threading names otherwise.
-from . import _threads as threading
+from .. import _runtime as threading
+from .._runtime import NOT_NOW as NOT_NOW
+from .._runtime import allow_inline as allow_inline
+from .._runtime import inline_allowed
+from ..errors import QueueClosed
 
 T = TypeVar("T")
 
@@ -63,8 +65,6 @@ __all__ = (
     "NOT_NOW",
 )
 
-_local = threading.local()
-
 _CONCURRENCY_WINDOW = 0.05
 """Seconds after a batch of several jobs during which batches go to the thread."""
 
@@ -73,19 +73,6 @@ MAX_THREADS = 32
 
 IDLE_SECONDS = 5.0
 """A storage thread without work for this long exits."""
-
-
-def allow_inline() -> None:
-    """Let the event loop of the calling thread run storage batches itself.
-
-    Only for a private loop that serves blocking callers (the portal): a batch
-    then blocks this loop for the length of a commit.
-    """
-    _local.inline = True
-
-
-def _inline_allowed() -> bool:
-    return getattr(_local, "inline", False)
 
 
 def _loop_has_ready_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
@@ -578,7 +565,7 @@ async def run_job(
         loop = None
     if loop is not None:
         if submit is None and worker._inline is not None:
-            portal = _inline_allowed()
+            portal = inline_allowed()
             if portal or _cheap(job):
                 if not portal:
                     # Running it here completes without suspending: yield first,
@@ -595,19 +582,6 @@ async def run_job(
     return await _run_job_trio(worker, job, undo, submit or worker.submit)
 
 
-class _NotNow:
-    """The answer of a fast path that cannot finish without waiting (see :func:`try_now`)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_NOW"
-
-
-NOT_NOW: Any = _NotNow()
-"""Returned by :func:`try_now` (and the fast paths built on it) when the call must take the async path."""
-
-
 def try_now(worker: Worker | None, job: Job[T]) -> T:
     """Run ``job`` on the calling event-loop thread now, or return :data:`NOT_NOW`.
 
@@ -617,7 +591,7 @@ def try_now(worker: Worker | None, job: Job[T]) -> T:
     left to :func:`run_job`, which yields first), nothing could join its
     batch and the connection is free. The job's error, if any, is raised.
     """
-    if worker is None or worker._inline is None or not _inline_allowed():
+    if worker is None or worker._inline is None or not inline_allowed():
         return NOT_NOW  # type: ignore[no-any-return]
     try:
         loop = asyncio.get_running_loop()

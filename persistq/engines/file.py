@@ -80,8 +80,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from .._runtime import Lock  # a real lock even under gevent/eventlet
 from ..errors import CorruptionError, QueueLocked, SerializerMismatch, StorageError
-from ._threads import Lock  # a real lock even under gevent/eventlet
 from ._worker import Job, Worker, checked_worker, run_job, stop_worker
 
 __all__ = (
@@ -98,7 +98,11 @@ __all__ = (
     "Record",
     "SegmentReport",
     "Skipped",
+    "LEGACY_INFO_FILE",
+    "directory_kind",
     "is_locked",
+    "is_segment_file",
+    "legacy_queue_size",
     "read_state",
     "scan_segments",
     "validate_durability",
@@ -1449,3 +1453,38 @@ def is_locked(path: str | os.PathLike[str]) -> bool | None:
     finally:
         os.close(fd)
     return False
+
+
+# --------------------------------------------------------------- recognising directories
+
+
+def is_segment_file(name: str) -> bool:
+    """Whether ``name`` is the name of a segment file (``0000000000.seg`` …)."""
+    return _SEG_NAME.fullmatch(name) is not None
+
+
+LEGACY_INFO_FILE = "info"
+"""persist-queue 1.x's metadata file in a file-queue directory (written with the user's serializer)."""
+
+
+def directory_kind(names: Sequence[str]) -> Literal["file", "persist-queue-file"] | None:
+    """What a directory holding the files ``names`` is, as far as file queues go.
+
+    ``"file"``: a persistq file queue (its metadata or segment files);
+    ``"persist-queue-file"``: a persist-queue 1.x file queue, which persistq
+    does not open in place (see :data:`MIGRATE_HINT`); ``None``: neither.
+    """
+    if META_FILE in names or any(is_segment_file(n) for n in names):
+        return "file"
+    if LEGACY_INFO_FILE in names or any(_PQ_CHUNK.fullmatch(n) for n in names):
+        return "persist-queue-file"
+    return None
+
+
+def legacy_queue_size(path: str | os.PathLike[str], serializer: Any) -> int:
+    """Items a persist-queue 1.x file queue says it holds (``0`` if its metadata cannot be read)."""
+    try:
+        with open(os.path.join(os.fspath(path), LEGACY_INFO_FILE), "rb") as f:
+            return int(serializer.load(f)["size"])
+    except Exception:  # noqa: BLE001 - the migration itself reports a bad metadata file
+        return 0

@@ -2,8 +2,9 @@
 
 Same storage interface as :class:`~persistq.engines.sqlite.SQLiteEngine`
 (``put``/``claim``/``restore``/``finish``/``release``/``recover``/``count``/
-``rows``/``update``/``data_version``/``vacuum``), so a queue kind composes
-with either.
+``rows``/``update``/``data_version``/``vacuum``), for every
+:class:`~persistq.engines.sqlite.TableSpec` (FIFO, FILO, priority, unique),
+so a queue kind composes with either.
 
 Why PyMySQL on threads, on asyncio too: no MySQL driver supports both asyncio
 and trio (aiomysql is asyncio-only; trio-mysql's last release is from 2021).
@@ -37,12 +38,17 @@ cannot be reached fails the operation at once with a ``StorageError`` naming
 host and port; the next operation tries again. The password never appears in
 a message, a ``repr`` or a log.
 
-Tables: ``queue_{name}`` (persist-queue's name and columns, widened to
-``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing persist-queue table is altered
-in place, which only widens), ``persistq_pending_{table}`` for items got with
-``auto_commit=False`` and not yet done, and ``persistq_meta`` recording each
-table's serializer. Table names are validated and quoted with backticks;
-values are always escaped by the driver.
+Tables: the queue table (for FIFO ``queue_{name}``, persist-queue's name and
+columns, widened to ``BIGINT``/``LONGBLOB``/``DOUBLE``; an existing
+persist-queue table is altered in place, which only widens), with a
+``priority BIGINT`` column and an index on ``(priority, _id)`` for priority
+queues and a ``data_hash BINARY(32)`` column (SHA-256 of the data; InnoDB
+cannot index a ``LONGBLOB``) with a UNIQUE index for unique queues;
+``persistq_pending_{table}`` for items got with ``auto_commit=False`` and not
+yet done; and ``persistq_meta`` recording each table's serializer (and a lock
+row per table that bounded puts, and unique puts of several items, take turns
+on). Table names are validated and quoted with backticks; values are always
+escaped by the driver.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from .._runtime import green_library, inline_allowed
 from ..errors import (
     InvalidName,
     ItemNotFound,
@@ -67,9 +74,9 @@ from ..errors import (
     SerializerMismatch,
     StorageError,
 )
-from ._threads import green_library
 from ._worker import NOT_NOW, Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
+from .sqlite_ack import AckTableSpec
 
 __all__ = (
     "DEFAULT_POOL_SIZE",
@@ -78,8 +85,10 @@ __all__ = (
     "MySQLDatabase",
     "MySQLEngine",
     "MySQLParams",
+    "MySQLQueueTable",
+    "check_table_name",
+    "data_hash",
     "parse_dsn",
-    "twin_driver",
 )
 
 T = TypeVar("T")
@@ -87,18 +96,6 @@ T = TypeVar("T")
 Driver = Literal["auto", "aiomysql", "pymysql"]
 DRIVERS: tuple[Driver, ...] = ("auto", "aiomysql", "pymysql")
 """``auto``: aiomysql on asyncio when it is installed, PyMySQL on worker threads otherwise."""
-
-
-def twin_driver(driver: Driver) -> Driver:
-    """The driver a blocking twin runs on its private loop: ``"auto"`` means PyMySQL threads there.
-
-    Measured on loopback MariaDB 10.11 with 2 vCPUs, sync twin, one caller:
-    put 1,300-1,530/s and get 1,140-1,210/s on PyMySQL threads against
-    940-1,200/s and 710-800/s on aiomysql. The caller already waits in a
-    thread; a second thread with a blocking socket costs less than
-    aiomysql's protocol running as coroutines on the loop.
-    """
-    return "pymysql" if driver == "auto" else driver
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -356,6 +353,14 @@ class MySQLDatabase:
     def _choose_driver(self, blocking: bool) -> Driver:
         """aiomysql on asyncio when installed (and not in a gevent/eventlet process); else PyMySQL."""
         if self.driver == "pymysql":
+            return "pymysql"
+        if self.driver == "auto" and inline_allowed():
+            # The portal of persistq.sync. Measured on loopback MariaDB 10.11
+            # with 2 vCPUs, sync twin, one caller: put 1,300-1,530/s and get
+            # 1,140-1,210/s on PyMySQL threads against 940-1,200/s and
+            # 710-800/s on aiomysql. The caller already waits in a thread; a
+            # second thread with a blocking socket costs less than aiomysql's
+            # protocol running as coroutines on the loop.
             return "pymysql"
         library = None if blocking else _async_library()
         if library != "asyncio" or green_library() is not None:
@@ -748,6 +753,21 @@ class MySQLDatabase:
         finally:
             conn._read_timeout = saved
 
+    def _tables(self) -> tuple[str, ...]:
+        """The quoted names of the tables :meth:`vacuum` rebuilds."""
+        raise NotImplementedError
+
+    def _optimize(self, slot: _Slot) -> None:
+        self._optimize_tables(slot, self._tables())
+
+    async def vacuum(self) -> None:
+        """Rebuild the tables to give free space back (``OPTIMIZE TABLE``).
+
+        InnoDB rebuilds a table online; with ``innodb_file_per_table`` (the
+        default) the file shrinks.
+        """
+        await self._run(self._optimize, kind="bare")
+
     def _table_columns(self, cur: Any, table: str) -> dict[str, str]:
         cur.execute(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
@@ -876,41 +896,160 @@ def _pending_table(table: str) -> str:
     return f"persistq_pending_{table[: _MAX_IDENT - 30]}_{digest}"
 
 
-def _delete_ids(cur: Any, table: str, ids: Sequence[int]) -> None:
-    """Delete rows by primary key, touching (and locking) only those rows.
+def check_table_name(table: str) -> str:
+    """Return ``table`` if it is a valid MySQL table name (a queue name of at most 64 characters).
 
-    ``DELETE … WHERE _id IN (…)`` is not enough: on a table the statistics
-    think small, the optimizer picks a full scan, which waits for rows other
-    consumers hold and deadlocks with them. Joining from a derived table of
-    the ids with ``STRAIGHT_JOIN`` forces one primary-key look-up per id.
+    Raises:
+        InvalidName: not a valid name, or longer than MySQL allows.
     """
+    validate_name(table)
+    if len(table) > _MAX_IDENT:
+        raise InvalidName(table, f"a MySQL table name has at most {_MAX_IDENT} characters")
+    return table
+
+
+def data_hash(data: bytes) -> bytes:
+    """The SHA-256 digest a unique table indexes in ``data_hash``: InnoDB cannot index a ``LONGBLOB``.
+
+    Two items count as equal when their digests are equal; telling apart two
+    different byte strings with one digest would take a SHA-256 collision.
+    """
+    return hashlib.sha256(data).digest()
+
+
+def _id_chunks(ids: Sequence[T]) -> Iterator[list[T]]:
+    """``ids`` in lists of at most ``_IDS_PER_STATEMENT`` (one statement each)."""
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
-        chunk = list(ids[start : start + _IDS_PER_STATEMENT])
-        if len(chunk) == 1:
-            cur.execute(f"DELETE FROM {table} WHERE _id = %s", chunk)
-        else:
-            cur.execute(
-                f"DELETE {table} FROM {_ids_derived(len(chunk))} STRAIGHT_JOIN {table} ON {table}._id = d.i",
-                chunk,
-            )
+        yield list(ids[start : start + _IDS_PER_STATEMENT])
 
 
 def _ids_derived(n: int) -> str:
     return "(SELECT %s AS i" + " UNION ALL SELECT %s" * (n - 1) + ") AS d"
 
 
-class MySQLEngine(MySQLDatabase):
-    """Storage for one queue table (bytes in, bytes out) on a MySQL / MariaDB server.
+def _delete_ids(cur: Any, table: str, ids: Sequence[int], guard: str = "") -> int:
+    """Delete rows by primary key, touching (and locking) only those rows; return how many.
 
-    Every operation is one transaction: it either commits entirely or leaves
-    nothing behind, and once it returns it is committed (durable as the
-    server's ``innodb_flush_log_at_trx_commit`` makes commits; ``1``, the
-    default, means on disk). Operations are cancel-atomic: a cancelled caller's
-    put is deleted again and its claimed rows go back.
+    ``DELETE … WHERE _id IN (…)`` is not enough: on a table the statistics
+    think small, the optimizer picks a full scan, which waits for rows other
+    consumers hold and deadlocks with them. Joining from a derived table of
+    the ids with ``STRAIGHT_JOIN`` forces one primary-key look-up per id.
+    ``guard`` (``" AND …"``) is checked on each row under its lock.
+    """
+    n = 0
+    for chunk in _id_chunks(ids):
+        if len(chunk) == 1:
+            n += cur.execute(f"DELETE FROM {table} WHERE _id = %s{guard}", chunk)
+        else:
+            n += cur.execute(
+                f"DELETE {table} FROM {_ids_derived(len(chunk))} STRAIGHT_JOIN {table} "
+                f"ON {table}._id = d.i WHERE 1 = 1{guard}",
+                chunk,
+            )
+    return n
+
+
+def _select_ids(
+    cur: Any, table: str, cols: str, keys: Sequence[Any], lock: str = "", column: str = "_id"
+) -> list[tuple[Any, ...]]:
+    """Rows whose unique ``column`` is one of ``keys``, by index look-ups only (see :func:`_delete_ids`)."""
+    out: list[tuple[Any, ...]] = []
+    for chunk in _id_chunks(keys):
+        cur.execute(
+            f"SELECT {cols} FROM {_ids_derived(len(chunk))} STRAIGHT_JOIN {table} "
+            f"ON {table}.{column} = d.i{lock}",
+            chunk,
+        )
+        out.extend(cur.fetchall())
+    return out
+
+
+def _value_chunks(rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
+    """``rows`` in runs of at most ``_STMT_BYTES`` of values (one multi-row ``INSERT`` each)."""
+    start, size = 0, 0
+    for i, row in enumerate(rows):
+        # Escaping may double binary data; numbers cost a few bytes each.
+        cost = 64 + sum(2 * len(v) for v in row if isinstance(v, (bytes, str)))
+        if i > start and size + cost > _STMT_BYTES:
+            yield rows[start:i]
+            start, size = i, 0
+        size += cost
+    if start < len(rows):
+        yield rows[start:]
+
+
+def _values_sql(verb: str, table: str, columns: Sequence[str], n: int, tail: str = "") -> str:
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)}{tail}"
+
+
+def _insert_many(
+    cur: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str
+) -> None:
+    """Multi-row ``INSERT … {tail}`` of ``rows``, in statements of bounded size (no ids wanted)."""
+    for chunk in _value_chunks(rows):
+        cur.execute(_values_sql("INSERT", table, columns, len(chunk), tail), [v for r in chunk for v in r])
+
+
+def _insert_rows(
+    cur: Any,
+    server: _Server,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    unique: bool = False,
+) -> list[int | None]:
+    """Insert ``rows`` (values of ``columns``) in order; return each row's new ``_id``.
+
+    With ``unique`` the table has a ``data_hash`` column with a UNIQUE index
+    (among ``columns``): a row whose hash is stored already, or comes earlier
+    in ``rows``, stores nothing and its id is ``None``.
+    """
+    ids: list[int | None] = []
+    verb = "INSERT IGNORE" if unique else "INSERT"
+    at = columns.index("data_hash") if unique else -1
+    for chunk in _value_chunks(rows):
+        if unique and not server.returning:
+            # Without RETURNING nothing tells which rows of a multi-row
+            # INSERT IGNORE were skipped: one row per statement.
+            for row in chunk:
+                n = cur.execute(_values_sql(verb, table, columns, 1), list(row))
+                ids.append(int(cur.lastrowid) if n else None)
+            continue
+        sql = _values_sql(verb, table, columns, len(chunk))
+        args = [v for row in chunk for v in row]
+        if unique:
+            cur.execute(sql + " RETURNING _id, data_hash", args)
+            got = {bytes(h): int(i) for i, h in cur.fetchall()}
+            # The first row of a digest is the one stored; pop() leaves None for the rest.
+            ids.extend(got.pop(bytes(row[at]), None) for row in chunk)
+        elif server.returning:
+            cur.execute(sql + " RETURNING _id", args)
+            ids.extend(sorted(int(r[0]) for r in cur.fetchall()))
+        else:
+            # A multi-row INSERT of known size gets consecutive ids.
+            cur.execute(sql, args)
+            first = int(cur.lastrowid)
+            ids.extend(first + k * server.increment for k in range(len(chunk)))
+    return ids
+
+
+_ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class MySQLQueueTable(MySQLDatabase):
+    """What the MySQL queue engines share: one table of items, its order, uniqueness and layout checks.
 
     Args:
         params: server, account and database.
-        spec: the table and its order (``"fifo"`` or ``"filo"``).
+        spec: the table (at most 64 characters), its order (``"fifo"``,
+            ``"filo"`` or ``"priority"``: a ``priority BIGINT`` column, lowest
+            first, then lowest ``_id``) and uniqueness (a ``data_hash
+            BINARY(32)`` column, SHA-256 of the data, with a UNIQUE index).
         serializer_name: recorded when the table is created; opening the
             table later with another serializer raises
             :class:`~persistq.errors.SerializerMismatch`.
@@ -920,42 +1059,174 @@ class MySQLEngine(MySQLDatabase):
             PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
     """
 
+    legacy_rows_possible = False
+    """No persist-queue table of a kind with another encoding exists on MySQL (it had only FIFO)."""
+
     def __init__(
         self,
         params: MySQLParams,
-        spec: TableSpec,
+        spec: TableSpec | AckTableSpec,
         serializer_name: str,
         pool_size: int = DEFAULT_POOL_SIZE,
         lock_timeout: float = 10.0,
         driver: Driver = "auto",
     ) -> None:
-        validate_name(spec.table)
-        if len(spec.table) > _MAX_IDENT:
-            raise InvalidName(spec.table, f"a MySQL table name has at most {_MAX_IDENT} characters")
-        if spec.order not in ("fifo", "filo") or spec.unique:
-            raise ValueError("the MySQL engine supports FIFO and FILO tables only")
+        check_table_name(spec.table)
+        if spec.order not in _ORDER_BY:
+            raise ValueError(f"order must be 'fifo', 'filo' or 'priority', not {spec.order!r}")
         super().__init__(params, spec.table, pool_size, lock_timeout, driver)
-        self.spec = spec
         self.serializer_name = serializer_name
         self._t = _q(spec.table)
-        self._pending = _q(_pending_table(spec.table))
-        self._order_by = "_id ASC" if spec.order == "fifo" else "_id DESC"
+        self._prio = spec.order == "priority"
+        self._unique = bool(spec.unique)
+        self._order_by = _ORDER_BY[spec.order]
+        self._priority_col = "priority" if self._prio else "NULL"
         # Owners are "hostname/token": only this host can tell whether a
-        # process of this host is alive (see recover()).
+        # process of this host is alive.
         self._host_prefix = socket.gethostname()[:120] + "/"
         # A claim found rows but all were locked by other consumers: pollers
         # must retry even if no commit changes what they can see (a claim that
         # rolls back leaves the rows as they were).
         self._contended = False
         self._tick = 0
+        self._prepare(spec)
+
+    def _prepare(self, spec: Any) -> None:
+        """Set up what the engine adds (runs at the end of the constructor)."""
+
+    def _layout(self, cur: Any, priority_index: str) -> tuple[dict[str, str], str, str]:
+        """The table's columns now (empty: no table yet), and the column and index
+        declarations (``", …"`` or ``""``) a priority or unique table adds.
+
+        Raises:
+            StorageError: a table of this name exists for another kind (it
+                would fail obscurely later).
+        """
+        columns = self._table_columns(cur, self.label)
+        need = ["priority"] * self._prio + ["data_hash"] * self._unique
+        missing = [c for c in need if columns and c not in columns]
+        if missing:
+            raise StorageError(
+                f"MySQL server {self.params.where}: table {self.label!r} has no column "
+                f"{', '.join(missing)}: it was made for another queue kind"
+            )
+        extra = (", priority BIGINT NULL" if self._prio else "") + (
+            ", data_hash BINARY(32) NOT NULL" if self._unique else ""
+        )
+        indexes = (", UNIQUE INDEX data_hash (data_hash)" if self._unique else "") + (
+            f", INDEX {priority_index}" if self._prio else ""
+        )
+        return columns, extra, indexes
+
+    def _new_values(self, data: bytes, ts: float, priority: int | None, *fixed: Any) -> tuple[Any, ...]:
+        """The values of :attr:`_put_columns` for one new item."""
+        return (
+            (data, ts, *fixed)
+            + ((priority,) if self._prio else ())
+            + ((data_hash(data),) if self._unique else ())
+        )
+
+    def _put_columns(self, *fixed: str) -> tuple[str, ...]:
+        """The columns a put writes: data, timestamp, ``fixed``, then priority and hash where used."""
+        return ("data", "timestamp", *fixed) + ("priority",) * self._prio + ("data_hash",) * self._unique
+
+    def _sql_waiting(self, cur: Any) -> int:
+        """How many items count against ``maxsize``."""
+        raise NotImplementedError
+
+    def _room(self, cur: Any, n: int, maxsize: int) -> bool:
+        """Start a put of ``n`` items: whether they fit in ``maxsize`` (0: no bound).
+
+        Bounded puts of all processes take turns on the table's lock row in
+        ``persistq_meta``, so two of them cannot both see room for one item.
+        So do puts of several items on a unique table: two such puts inserting
+        equal items in different orders would each wait for the other's
+        uncommitted row (a deadlock, in every retry while producers overlap).
+        """
+        if maxsize > 0 or (self._unique and n > 1):
+            cur.execute(
+                "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE",
+                (self.label,),
+            )
+            cur.fetchall()
+        return maxsize <= 0 or self._sql_waiting(cur) + n <= maxsize
+
+    def _set_data(self, cur: Any, table: str, item_id: int, data: bytes) -> int:
+        """``UPDATE`` one row's data (and hash, on a unique table); return how many rows matched."""
+        if self._unique and table == self._t:
+            return int(
+                cur.execute(
+                    f"UPDATE {table} SET data = %s, data_hash = %s WHERE _id = %s",
+                    (data, data_hash(data), item_id),
+                )
+            )
+        # FOUND_ROWS: equal bytes still count as a match.
+        return int(cur.execute(f"UPDATE {table} SET data = %s WHERE _id = %s", (data, item_id)))
+
+    def _version(self, state: tuple[Any, ...]) -> int:
+        if self._contended:
+            self._tick += 1
+        return hash((tuple(str(v) for v in state), self._tick))
+
+    @property
+    def _skip(self) -> str:
+        return " FOR UPDATE SKIP LOCKED" if self._server.skip_locked else " FOR UPDATE"
+
+    def put_now(self, items: Sequence[Any], maxsize: int = 0, alts: Any = None) -> Any:
+        """Always ``NOT_NOW``: a server round trip never runs inline on an event loop."""
+        return NOT_NOW
+
+    def claim_now(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> Any:
+        """Always ``NOT_NOW`` (see :meth:`put_now`)."""
+        return NOT_NOW
+
+    def _tables(self) -> tuple[str, ...]:
+        return (self._t,)
+
+
+class MySQLEngine(MySQLQueueTable):
+    """Storage for one queue table (bytes in, bytes out) on a MySQL / MariaDB server.
+
+    Every operation is one transaction: it either commits entirely or leaves
+    nothing behind, and once it returns it is committed (durable as the
+    server's ``innodb_flush_log_at_trx_commit`` makes commits; ``1``, the
+    default, means on disk). Operations are cancel-atomic: a cancelled caller's
+    put is deleted again and its claimed rows go back.
+
+    Every :class:`~persistq.engines.sqlite.TableSpec` is supported, with
+    :class:`~persistq.engines.sqlite.SQLiteEngine`'s semantics:
+
+    * ``"fifo"`` / ``"filo"``: lowest / highest ``_id`` first;
+    * ``"priority"``: a ``priority BIGINT`` column and an index on
+      ``(priority, _id)``; lowest priority first, then lowest ``_id``. Rows
+      read back carry the priority as their fourth field; a row given back
+      (``restore``, ``release``) keeps it;
+    * ``unique``: a ``data_hash BINARY(32)`` column (SHA-256 of the data;
+      InnoDB cannot index a ``LONGBLOB``) with a UNIQUE index. A put of bytes
+      equal to a waiting item stores nothing and its id is ``None``. An item
+      got with an owner (``auto_commit=False``) waits in the pending table,
+      not in the queue, so an equal put meanwhile is stored; when the held
+      item is given back the stored copy stands for both.
+
+    Args: as :class:`MySQLQueueTable`, with a :class:`~persistq.engines.sqlite.TableSpec`
+    (its ``legacy`` is not used: persist-queue had no such tables on MySQL).
+    """
+
+    def _prepare(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self._pending = _q(_pending_table(spec.table))
+        # FORCE INDEX: walk the index in queue order, locking only the rows taken.
+        self._index = "prio_id" if self._prio else "PRIMARY"
+        self._cols = f"_id, data, timestamp, {self._priority_col}"
+        self._restore_cols = ("_id", *self._put_columns())
 
     def _create(self, cur: Any) -> None:
         t = self.spec.table
-        columns = self._table_columns(cur, t)
+        columns, extra, indexes = self._layout(cur, "prio_id (priority, _id)")
         existed = bool(columns)
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {self._t} (_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-            "data LONGBLOB, timestamp DOUBLE) ENGINE=InnoDB"
+            f"data LONGBLOB, timestamp DOUBLE{extra}{indexes}) ENGINE=InnoDB"
         )
         if existed and (
             columns.get("_id") != "bigint"
@@ -974,47 +1245,17 @@ class MySQLEngine(MySQLDatabase):
         )
         self._check_serializer(cur, t, self.serializer_name, existed)
 
+    @staticmethod
+    def _row(r: Sequence[Any]) -> Row:
+        return (int(r[0]), bytes(r[1]), float(r[2]), _opt_int(r[3]))
+
     # ------------------------------------------------------------ the operations
 
-    @staticmethod
-    def _chunks(items: Sequence[NewRow]) -> Iterator[Sequence[NewRow]]:
-        start, size = 0, 0
-        for i, (data, _, _) in enumerate(items):
-            cost = 2 * len(data) + 64  # escaping may double binary data
-            if i > start and size + cost > _STMT_BYTES:
-                yield items[start:i]
-                start, size = i, 0
-            size += cost
-        if start < len(items):
-            yield items[start:]
-
     def _sql_put(self, cur: Any, items: Sequence[NewRow], maxsize: int) -> list[int | None] | None:
-        if maxsize > 0:
-            # Bounded puts of all processes take turns on the table's lock row,
-            # so two of them cannot both see room for one item.
-            cur.execute(
-                "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE",
-                (self.spec.table,),
-            )
-            cur.fetchall()
-            cur.execute(f"SELECT COUNT(*) FROM {self._t}")
-            (n,) = cur.fetchone()
-            if n + len(items) > maxsize:
-                return None
-        ids: list[int | None] = []
-        server = self._server
-        for chunk in self._chunks(items):
-            values = ", ".join(["(%s, %s)"] * len(chunk))
-            args = [v for data, ts, _ in chunk for v in (data, ts)]
-            if server.returning:
-                cur.execute(f"INSERT INTO {self._t} (data, timestamp) VALUES {values} RETURNING _id", args)
-                ids.extend(sorted(int(r[0]) for r in cur.fetchall()))
-            else:
-                # A multi-row INSERT of known size gets consecutive ids.
-                cur.execute(f"INSERT INTO {self._t} (data, timestamp) VALUES {values}", args)
-                first = int(cur.lastrowid)
-                ids.extend(first + k * server.increment for k in range(len(chunk)))
-        return ids
+        if not self._room(cur, len(items), maxsize):
+            return None
+        rows = [self._new_values(data, ts, priority) for data, ts, priority in items]
+        return _insert_rows(cur, self._server, self._t, self._put_columns(), rows, self._unique)
 
     def _sql_delete_ids(self, cur: Any, ids: Sequence[int | None]) -> None:
         _delete_ids(cur, self._t, [i for i in ids if i is not None])
@@ -1022,19 +1263,18 @@ class MySQLEngine(MySQLDatabase):
     def _undo_put(self, ids: list[int | None] | None) -> Job[None]:
         return Job(self._sql_delete_ids, ids or [])
 
-    def put_now(self, items: Sequence[Any], maxsize: int = 0, alts: Any = None) -> Any:
-        """Always ``NOT_NOW``: a server round trip never runs inline on an event loop."""
-        return NOT_NOW
-
-    def claim_now(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> Any:
-        """Always ``NOT_NOW`` (see :meth:`put_now`)."""
-        return NOT_NOW
-
-    async def put(self, items: Sequence[NewRow], maxsize: int = 0) -> list[int | None] | None:
+    async def put(
+        self, items: Sequence[NewRow], maxsize: int = 0, alts: Sequence[bytes | None] | None = None
+    ) -> list[int | None] | None:
         """Insert items atomically; return their ids, or ``None`` if ``maxsize`` would be passed.
 
-        One transaction: all items or none. Committed on return. Cancel-atomic:
-        a cancelled caller's rows are deleted again.
+        On a unique table a duplicate of a waiting item (or of an earlier
+        item of ``items``) is not inserted and its id is ``None``. ``alts``
+        (persist-queue's other encodings of unique items) is accepted so both
+        engines have one signature, and ignored: no table on MySQL holds
+        persist-queue's unique encoding. One transaction: all items or none.
+        Committed on return. Cancel-atomic: a cancelled caller's rows are
+        deleted again.
 
         Raises:
             StorageError: the server failed or cannot be reached; if the
@@ -1045,17 +1285,15 @@ class MySQLEngine(MySQLDatabase):
 
     def _sql_claim(self, cur: Any, n: int, item_id: int | None, owner: str | None) -> list[Row]:
         t = self._t
-        lock = " FOR UPDATE SKIP LOCKED" if self._server.skip_locked else " FOR UPDATE"
         if item_id is not None:
-            cur.execute(f"SELECT _id, data, timestamp FROM {t} WHERE _id = %s{lock}", (item_id,))
+            cur.execute(f"SELECT {self._cols} FROM {t} WHERE _id = %s{self._skip}", (item_id,))
         else:
-            # FORCE INDEX: walk the primary key in order, locking only the rows taken.
             cur.execute(
-                f"SELECT _id, data, timestamp FROM {t} FORCE INDEX (PRIMARY) "
-                f"ORDER BY {self._order_by} LIMIT %s{lock}",
+                f"SELECT {self._cols} FROM {t} FORCE INDEX ({self._index}) "
+                f"ORDER BY {self._order_by} LIMIT %s{self._skip}",
                 (n,),
             )
-        rows: list[Row] = [(int(r[0]), bytes(r[1]), float(r[2]), None) for r in cur.fetchall()]
+        rows = [self._row(r) for r in cur.fetchall()]
         if not rows:
             if item_id is None:
                 # Nothing claimable: are there rows at all (held by other consumers)?
@@ -1066,21 +1304,23 @@ class MySQLEngine(MySQLDatabase):
         _delete_ids(cur, t, [r[0] for r in rows])
         if owner is not None:
             cur.executemany(
-                f"INSERT INTO {self._pending} (_id, data, timestamp, owner) VALUES (%s, %s, %s, %s)",
-                [(r[0], r[1], r[2], self._host_prefix + owner) for r in rows],
+                f"INSERT INTO {self._pending} (_id, data, timestamp, owner, priority) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(r[0], r[1], r[2], self._host_prefix + owner, r[3]) for r in rows],
             )
         return rows
 
     def _sql_restore(self, cur: Any, rows: Sequence[Row], from_pending: bool) -> None:
         # Rows go back under their own _id, so they regain their old place;
         # AUTO_INCREMENT (persisted by MariaDB >= 10.2.4 and MySQL 8) never
-        # hands that id to another row.
+        # hands that id to another row. On a unique table an equal item put
+        # meanwhile already stands for the restored one (as on SQLite); its
+        # hash is the digest of the data, computed again here.
         if not rows:
             return
         cur.executemany(
-            f"INSERT INTO {self._t} (_id, data, timestamp) VALUES (%s, %s, %s) "
-            "ON DUPLICATE KEY UPDATE _id = _id",
-            [(r[0], r[1], r[2]) for r in rows],
+            _values_sql("INSERT", self._t, self._restore_cols, 1, " ON DUPLICATE KEY UPDATE _id = _id"),
+            [(r[0], *self._new_values(r[1], r[2], r[3])) for r in rows],
         )
         if from_pending:
             _delete_ids(cur, self._pending, [r[0] for r in rows])
@@ -1102,7 +1342,7 @@ class MySQLEngine(MySQLDatabase):
         return await self._run(self._sql_claim, n, item_id, owner, undo=undo)
 
     async def restore(self, rows: Sequence[Row], from_pending: bool = False) -> None:
-        """Put claimed rows back in their old places."""
+        """Put claimed rows back in their old places (priority included)."""
         await self._run(self._sql_restore, rows, from_pending)
 
     def _sql_finish(self, cur: Any, ids: Sequence[int]) -> list[PendingRow]:
@@ -1110,13 +1350,9 @@ class MySQLEngine(MySQLDatabase):
             return []
         p = self._pending
         # Primary-key look-ups only (see _delete_ids): never wait for other owners' rows.
-        cur.execute(
-            f"SELECT {p}._id, data, timestamp, owner, priority FROM {_ids_derived(len(ids))} "
-            f"STRAIGHT_JOIN {p} ON {p}._id = d.i FOR UPDATE",
-            list(ids),
-        )
+        found = _select_ids(cur, p, f"{p}._id, data, timestamp, owner, priority", ids, " FOR UPDATE")
         rows: list[PendingRow] = [
-            (int(r[0]), bytes(r[1]), float(r[2]), str(r[3]), r[4]) for r in cur.fetchall()
+            (int(r[0]), bytes(r[1]), float(r[2]), str(r[3]), _opt_int(r[4])) for r in found
         ]
         _delete_ids(cur, p, [r[0] for r in rows])
         return rows
@@ -1145,7 +1381,7 @@ class MySQLEngine(MySQLDatabase):
                 "WHERE owner = %s FOR UPDATE",
                 (owner,),
             )
-            rows: list[Row] = [(int(r[0]), bytes(r[1]), float(r[2]), r[3]) for r in cur.fetchall()]
+            rows = [self._row(r) for r in cur.fetchall()]
             self._sql_restore(cur, rows, True)
             moved += len(rows)
         return moved
@@ -1175,6 +1411,8 @@ class MySQLEngine(MySQLDatabase):
         cur.execute(f"SELECT COUNT(*) FROM {self._t}")
         return int(cur.fetchone()[0])
 
+    _sql_waiting = _sql_count
+
     async def count(self) -> int:
         """Number of items waiting (not counting pending ones), committed by anyone."""
         return await self._run(self._sql_count, kind="read")
@@ -1185,49 +1423,51 @@ class MySQLEngine(MySQLDatabase):
         return self._run_blocking(self._sql_count)
 
     def _sql_rows(self, cur: Any) -> list[Row]:
-        cur.execute(f"SELECT _id, data, timestamp FROM {self._t} ORDER BY {self._order_by}")
-        return [(int(r[0]), bytes(r[1]), float(r[2]), None) for r in cur.fetchall()]
+        cur.execute(f"SELECT {self._cols} FROM {self._t} ORDER BY {self._order_by}")
+        return [self._row(r) for r in cur.fetchall()]
 
     async def rows(self) -> list[Row]:
         """Every waiting item, in the order gets would return them."""
         return await self._run(self._sql_rows, kind="read")
 
     def _sql_update(self, cur: Any, item_id: int, data: bytes) -> None:
-        n = cur.execute(f"UPDATE {self._t} SET data = %s WHERE _id = %s", (data, item_id))
-        if n == 0:
-            n = cur.execute(f"UPDATE {self._pending} SET data = %s WHERE _id = %s", (data, item_id))
-        if n == 0:
+        if self._set_data(cur, self._t, item_id, data) == 0 and (
+            self._set_data(cur, self._pending, item_id, data) == 0
+        ):
             raise ItemNotFound(item_id, f"not in {self.spec.table}")
 
     async def update(self, item_id: int, data: bytes) -> None:
-        """Replace the data of item ``item_id`` (waiting or pending); committed on return."""
+        """Replace the data of item ``item_id`` (waiting or pending); committed on return.
+
+        Raises:
+            ItemNotFound: no such item.
+            StorageError: on a unique table, an equal item is waiting already.
+        """
         await self._run(self._sql_update, item_id, data)
 
     def _sql_data_version(self, cur: Any) -> int:
         # Both ends of the primary key: O(1), and every put (new highest id),
-        # get (lowest id gone) or restore into an empty queue moves one of them.
-        cur.execute(f"SELECT MIN(_id), MAX(_id) FROM {self._t}")
-        lo, hi = cur.fetchone()
-        if self._contended:
-            self._tick += 1
-        return hash((lo, hi, self._tick))
+        # get (lowest or highest id gone) or restore into an empty queue moves
+        # one of them. A priority get takes the head of (priority, _id), which
+        # may lie anywhere in between: that head is read too.
+        t = self._t
+        head = (
+            f", (SELECT _id FROM {t} FORCE INDEX (prio_id) ORDER BY {self._order_by} LIMIT 1)"
+            if self._prio
+            else ""
+        )
+        cur.execute(f"SELECT (SELECT MIN(_id) FROM {t}), (SELECT MAX(_id) FROM {t}){head}")
+        return self._version(tuple(cur.fetchone()))
 
     async def data_version(self) -> int:
         """A number that changes when another connection commits a put or a get.
 
-        ``SELECT MIN(_id), MAX(_id)`` (two index look-ups, no table scan). While
-        every waiting row is locked by other consumers it changes at each call,
-        so waiters retry until those rows are gone or given back.
+        Index look-ups only (both ends of the primary key; the head of the
+        priority index on a priority table). While every waiting row is
+        locked by other consumers it changes at each call, so waiters retry
+        until those rows are gone or given back.
         """
         return await self._run(self._sql_data_version, kind="read")
 
-    def _optimize(self, slot: _Slot) -> None:
-        self._optimize_tables(slot, (self._t, self._pending))
-
-    async def vacuum(self) -> None:
-        """Rebuild the table to give free space back (``OPTIMIZE TABLE``).
-
-        InnoDB rebuilds the table online; with ``innodb_file_per_table`` (the
-        default) the file shrinks.
-        """
-        await self._run(self._optimize, kind="bare")
+    def _tables(self) -> tuple[str, ...]:
+        return (self._t, self._pending)

@@ -50,31 +50,26 @@ flight until ``resume_unack_tasks()``.
 from __future__ import annotations
 
 import math
-import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import InvalidName, ItemNotFound
-from ._worker import NOT_NOW, Job
+from ..errors import ItemNotFound
+from ._worker import Job
 from .mysql import (
-    _MAX_IDENT,
-    DEFAULT_POOL_SIZE,
-    Driver,
-    MySQLDatabase,
-    MySQLEngine,
-    MySQLParams,
+    MySQLQueueTable,
     _delete_ids,
-    _ids_derived,
-    _q,
+    _id_chunks,
+    _insert_rows,
+    _opt_int,
+    _select_ids,
 )
-from .sqlite import NewRow, validate_name
+from .sqlite import NewRow
 from .sqlite_ack import ACK_FAILED, ACKED, DELAYED, INITED, READY, UNACK, AckRow, AckTableSpec, Claim
 
 __all__ = ("MySQLAckEngine",)
 
 _NO_LIMIT = 18446744073709551615  # MySQL's way to say "no LIMIT" before an OFFSET
-_IDS_PER_STATEMENT = 500
 _TRIM_EVERY_MAX = 100
 """Acked rows are trimmed at least once per this many acks of one engine."""
 _SWEEP_EVERY = 0.1
@@ -89,63 +84,43 @@ _Before = tuple[int, int, int, "float | None", "str | None", "float | None"]
 _Probe = tuple[float, bool, bool, "float | None", "float | None"]
 
 
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), _IDS_PER_STATEMENT):
-        yield list(ids[start : start + _IDS_PER_STATEMENT])
+def _finished(found: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The ids of the ``(_id, status)`` rows that are acked or failed."""
+    return [int(r[0]) for r in found if int(r[1]) in (ACKED, ACK_FAILED)]
 
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-class MySQLAckEngine(MySQLDatabase):
+class MySQLAckEngine(MySQLQueueTable):
     """Ack-queue storage (bytes in, bytes out) in a MySQL / MariaDB table.
 
     Every operation is one transaction run in one worker hop; an operation
     that returned is committed. ``put`` and ``claim`` are cancel-atomic: a
     cancelled caller's rows are deleted again / get their previous state back.
 
-    Args:
-        params: server, account and database.
-        spec: the table and its order (``"fifo"`` or ``"filo"``; not unique).
-        serializer_name: recorded with a new table; another one is refused.
-        pool_size: connections (and, with PyMySQL, worker threads).
-        lock_timeout: seconds a statement waits for a row lock.
-        driver: ``"auto"`` (aiomysql on asyncio when installed, else
-            PyMySQL on worker threads), ``"aiomysql"`` or ``"pymysql"``.
+    The four ack kinds, with :class:`~persistq.engines.sqlite_ack.SQLiteAckEngine`'s
+    semantics: FIFO and FILO (lowest / highest ``_id`` delivered first);
+    priority (a ``priority BIGINT`` column and an index on ``(status,
+    priority, _id)``: lowest priority first, then lowest ``_id``; delivered
+    rows carry the priority as their fourth field); unique (a ``data_hash
+    BINARY(32)`` column, SHA-256 of the data, with a UNIQUE index: a put of
+    bytes equal to a live row, waiting or in flight, stores nothing and its
+    id is ``None``; an equal row that is acked or failed gives way to it).
+
+    Args: as :class:`~persistq.engines.mysql.MySQLQueueTable`, with an
+    :class:`~persistq.engines.sqlite_ack.AckTableSpec`.
     """
 
-    legacy_rows_possible = False
-    """No persist-queue table exists to open in place (it has no MySQL ack queue)."""
-
-    def __init__(
-        self,
-        params: MySQLParams,
-        spec: AckTableSpec,
-        serializer_name: str,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        lock_timeout: float = 10.0,
-        driver: Driver = "auto",
-    ) -> None:
-        validate_name(spec.table)
-        if len(spec.table) > _MAX_IDENT:
-            raise InvalidName(spec.table, f"a MySQL table name has at most {_MAX_IDENT} characters")
-        if spec.order not in ("fifo", "filo") or spec.unique:
-            raise ValueError("the MySQL ack engine supports FIFO and FILO tables only")
-        super().__init__(params, spec.table, pool_size, lock_timeout, driver)
+    def _prepare(self, spec: AckTableSpec) -> None:
         self.spec = spec
-        self.serializer_name = serializer_name
         self.max_attempts = 0
         """Set by the queue: expired leases past this many attempts fail."""
-        self._t = _q(spec.table)
         self._desc = spec.order == "filo"
-        # Owners are "hostname/token": only this host can tell whether a
-        # process of this host is alive (see resume()).
-        self._host_prefix = socket.gethostname()[:120] + "/"
-        # A claim found ready rows but all were locked by other consumers:
-        # pollers must retry even if no commit changes what they can see.
-        self._contended = False
-        self._tick = 0
+        # Claims walk (status, priority, _id) on a priority table, (status, _id) otherwise.
+        self._ready_index = "status_prio" if self._prio else "status_id"
+        self._state_cols = f"{self._STATE}, {self._priority_col}"
         self._acks_untrimmed = 0
         # When this engine last swept, and whether ready rows existed then
         # (or were made since by this engine): claims between sweeps look at
@@ -153,21 +128,17 @@ class MySQLAckEngine(MySQLDatabase):
         self._swept_at = -math.inf
         self._ready_hint = True
 
-    @property
-    def _skip(self) -> str:
-        return " FOR UPDATE SKIP LOCKED" if self._server.skip_locked else " FOR UPDATE"
-
     def _create(self, cur: Any) -> None:
         t = self.spec.table
-        columns = self._table_columns(cur, t)
+        columns, extra, indexes = self._layout(cur, "status_prio (status, priority, _id)")
         existed = bool(columns)
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {self._t} ("
             "_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, data LONGBLOB, timestamp DOUBLE, "
             "status INT, pq_attempts INT NOT NULL DEFAULT 0, pq_lease DOUBLE NULL, "
-            "pq_owner VARCHAR(255) NULL, pq_ready_at DOUBLE NULL, "
+            f"pq_owner VARCHAR(255) NULL, pq_ready_at DOUBLE NULL{extra}, "
             "INDEX status_id (status, _id), INDEX status_lease (status, pq_lease), "
-            "INDEX status_ready (status, pq_ready_at)) ENGINE=InnoDB"
+            f"INDEX status_ready (status, pq_ready_at){indexes}) ENGINE=InnoDB"
         )
         self._check_serializer(cur, t, self.serializer_name, existed)
 
@@ -184,39 +155,13 @@ class MySQLAckEngine(MySQLDatabase):
         checked on each row under its lock.
         """
         n: int = 0
-        for chunk in _chunks(ids):
+        for chunk in _id_chunks(ids):
             marks = ", ".join(["%s"] * len(chunk))
             n += cur.execute(
                 f"UPDATE {self._t} FORCE INDEX (PRIMARY) SET {assignments} WHERE _id IN ({marks}){guard}",
                 [*params, *chunk],
             )
         return n
-
-    def _delete_guarded(self, cur: Any, ids: Sequence[int], guard: str) -> int:
-        """Delete rows by primary key that still satisfy ``guard``; return how many."""
-        t = self._t
-        n: int = 0
-        for chunk in _chunks(ids):
-            if len(chunk) == 1:
-                n += cur.execute(f"DELETE FROM {t} WHERE _id = %s{guard}", chunk)
-            else:
-                n += cur.execute(
-                    f"DELETE {t} FROM {_ids_derived(len(chunk))} STRAIGHT_JOIN {t} "
-                    f"ON {t}._id = d.i WHERE 1 = 1{guard}",
-                    chunk,
-                )
-        return n
-
-    def _select_ids(self, cur: Any, cols: str, ids: Sequence[int], lock: str = "") -> list[tuple[Any, ...]]:
-        t = self._t
-        out: list[tuple[Any, ...]] = []
-        for chunk in _chunks(ids):
-            cur.execute(
-                f"SELECT {cols} FROM {_ids_derived(len(chunk))} STRAIGHT_JOIN {t} ON {t}._id = d.i{lock}",
-                chunk,
-            )
-            out.extend(cur.fetchall())
-        return out
 
     def _local(self, server_time: float, server_now: float) -> float:
         """A server time expressed in this machine's clock."""
@@ -235,42 +180,31 @@ class MySQLAckEngine(MySQLDatabase):
         maxsize: int,
         alts: Sequence[bytes | None] | None = None,
     ) -> list[int | None] | None:
-        if maxsize > 0:
-            # Bounded puts of all processes take turns on the table's lock row,
-            # so two of them cannot both see room for one item.
-            cur.execute(
-                "SELECT 1 FROM persistq_meta WHERE tbl = %s AND `key` = 'lock' FOR UPDATE",
-                (self.spec.table,),
-            )
-            cur.fetchall()
-            if self._sql_waiting(cur) + len(items) > maxsize:
-                return None
-        ids: list[int | None] = []
-        server = self._server
-        for chunk in MySQLEngine._chunks(items):
-            values = ", ".join([f"(%s, %s, {INITED})"] * len(chunk))
-            args = [v for data, ts, _ in chunk for v in (data, ts)]
-            sql = f"INSERT INTO {self._t} (data, timestamp, status) VALUES {values}"
-            if server.returning:
-                cur.execute(sql + " RETURNING _id", args)
-                ids.extend(sorted(int(r[0]) for r in cur.fetchall()))
-            else:
-                # A multi-row INSERT of known size gets consecutive ids.
-                cur.execute(sql, args)
-                first = int(cur.lastrowid)
-                ids.extend(first + k * server.increment for k in range(len(chunk)))
+        if not self._room(cur, len(items), maxsize):
+            return None
+        columns = self._put_columns("status")
+        rows = [self._new_values(data, ts, priority, INITED) for data, ts, priority in items]
+        ids = _insert_rows(cur, self._server, self._t, columns, rows, self._unique)
+        if self._unique and None in ids:
+            # An equal row that is finished (acked or failed) gives way, as on
+            # SQLite. Rare: then this put's rows go again, after the finished
+            # ones are gone, so the put keeps its order and the ids ascend.
+            hashes = list(dict.fromkeys(r[-1] for r, i in zip(rows, ids, strict=True) if i is None))
+            t = self._t
+            # Read without a lock first: the equal rows are live nearly always,
+            # and locking them would make this put wait for (and deadlock
+            # with) the consumers and producers working on them.
+            finished = _finished(_select_ids(cur, t, f"{t}._id, status", hashes, column="data_hash"))
+            if finished:
+                # Locked, then looked at again: they may have changed since.
+                finished = _finished(_select_ids(cur, t, f"{t}._id, status", finished, " FOR UPDATE"))
+            if finished:
+                _delete_ids(cur, t, sorted(finished + [i for i in ids if i is not None]))
+                ids = _insert_rows(cur, self._server, t, columns, rows, True)
         return ids
 
     def _sql_delete(self, cur: Any, ids: Sequence[int | None]) -> None:
         _delete_ids(cur, self._t, [i for i in ids if i is not None])
-
-    def put_now(self, items: Sequence[Any], maxsize: int = 0, alts: Any = None) -> Any:
-        """Always ``NOT_NOW``: a server round trip never runs inline on an event loop."""
-        return NOT_NOW
-
-    def claim_now(self, n: int = 1, item_id: int | None = None, owner: str | None = None) -> Any:
-        """Always ``NOT_NOW`` (see :meth:`put_now`)."""
-        return NOT_NOW
 
     async def put(
         self,
@@ -280,9 +214,11 @@ class MySQLAckEngine(MySQLDatabase):
     ) -> list[int | None] | None:
         """Insert items (status inited) in one transaction; ``None`` if ``maxsize`` would be passed.
 
-        ``alts`` is accepted for interface parity (only unique tables use it;
-        this engine has none). Cancel-atomic: a cancelled caller's rows are
-        deleted again.
+        On a unique table an item equal to a live row (or to an earlier item
+        of ``items``) is not inserted and its id is ``None``. ``alts`` is
+        accepted so both engines have one signature, and ignored: no table on
+        MySQL holds persist-queue's unique encoding. Cancel-atomic: a
+        cancelled caller's rows are deleted again.
         """
         return await self._run(
             self._sql_put, items, maxsize, alts, undo=lambda ids: Job(self._sql_delete, ids or [])
@@ -389,7 +325,7 @@ class MySQLAckEngine(MySQLDatabase):
     ) -> list[tuple[Any, ...]]:
         if not statuses:
             return []
-        order = "_id DESC" if self._desc else "_id ASC"
+        order = self._order_by
         cmp = "<" if self._desc else ">"
         parts: list[str] = []
         args: list[Any] = []
@@ -398,17 +334,21 @@ class MySQLAckEngine(MySQLDatabase):
             if after_id is not None:
                 after = f" AND _id {cmp} %s"
                 args.append(after_id)
-            # The (status, _id) index walked in order: only the rows taken are
-            # read and locked; rows other claims hold are skipped.
+            # The (status, _id) or (status, priority, _id) index walked in
+            # order: only the rows taken are read and locked; rows other
+            # claims hold are skipped.
             parts.append(
-                f"SELECT {self._STATE} FROM {self._t} FORCE INDEX (status_id) "
+                f"SELECT {self._state_cols} FROM {self._t} FORCE INDEX ({self._ready_index}) "
                 f"WHERE status = {int(status)}{after} ORDER BY {order} LIMIT %s{self._skip}"
             )
             args.append(n)
         sql = parts[0] if len(parts) == 1 else " UNION ALL ".join(f"({p})" for p in parts)
         cur.execute(sql, args)
         rows = list(cur.fetchall())
-        rows.sort(key=lambda r: int(r[0]), reverse=self._desc)
+        if self._prio:
+            rows.sort(key=lambda r: (int(r[8]), int(r[0])))
+        else:
+            rows.sort(key=lambda r: int(r[0]), reverse=self._desc)
         # Rows beyond n (from the second status) stay locked only until COMMIT.
         return rows[:n]
 
@@ -433,7 +373,8 @@ class MySQLAckEngine(MySQLDatabase):
         while True:
             if item_id is not None:
                 cur.execute(
-                    f"SELECT {self._STATE} FROM {self._t} WHERE _id = %s AND status IN (0, 1){self._skip}",
+                    f"SELECT {self._state_cols} FROM {self._t} "
+                    f"WHERE _id = %s AND status IN (0, 1){self._skip}",
                     (item_id,),
                 )
                 found = list(cur.fetchall())
@@ -465,7 +406,7 @@ class MySQLAckEngine(MySQLDatabase):
         )
         # The rows are locked since the SELECT: their new state is exactly this.
         rows: list[AckRow] = [
-            (int(r[0]), bytes(r[1]), float(r[2]), None, UNACK, int(r[4]) + 1) for r in found
+            (int(r[0]), bytes(r[1]), float(r[2]), _opt_int(r[8]), UNACK, int(r[4]) + 1) for r in found
         ]
         before: list[_Before] = [
             (int(r[0]), int(r[3]), int(r[4]), _opt_float(r[5]), r[6], _opt_float(r[7])) for r in found
@@ -513,7 +454,7 @@ class MySQLAckEngine(MySQLDatabase):
     # ------------------------------------------------------------ ack/nack
 
     def _raise_missing(self, cur: Any, ids: Sequence[int]) -> None:
-        present = {int(r[0]) for r in self._select_ids(cur, f"{self._t}._id", ids)}
+        present = {int(r[0]) for r in _select_ids(cur, self._t, f"{self._t}._id", ids)}
         for i in ids:
             if i not in present:
                 raise ItemNotFound(i, f"not in {self.spec.table}")
@@ -549,7 +490,7 @@ class MySQLAckEngine(MySQLDatabase):
         old = [int(r[0]) for r in cur.fetchall()]
         if old:
             old.reverse()  # ascending: concurrent trims lock in the same order
-            self._delete_guarded(cur, old, f" AND status = {ACKED}")
+            _delete_ids(cur, self._t, old, f" AND status = {ACKED}")
 
     async def set_final(self, ids: Sequence[int], status: int, keep_acked: int | None) -> None:
         """Mark rows acked or ack_failed (any current status); trim acked rows to ``keep_acked``.
@@ -568,7 +509,7 @@ class MySQLAckEngine(MySQLDatabase):
         t = self._t
         state = {
             int(r[0]): (int(r[1]), int(r[2]))
-            for r in self._select_ids(cur, f"{t}._id, status, pq_attempts", unique, " FOR UPDATE")
+            for r in _select_ids(cur, self._t, f"{t}._id, status, pq_attempts", unique, " FOR UPDATE")
         }
         for i in unique:
             if i not in state:
@@ -672,7 +613,7 @@ class MySQLAckEngine(MySQLDatabase):
             (limit, max(0, int(keep_latest))),
         )
         ids = sorted(int(r[0]) for r in cur.fetchall())
-        return self._delete_guarded(cur, ids, f" AND status IN {statuses}")
+        return _delete_ids(cur, self._t, ids, f" AND status IN {statuses}")
 
     async def clear_acked(self, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
         """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
@@ -708,15 +649,15 @@ class MySQLAckEngine(MySQLDatabase):
     def _sql_rows(self, cur: Any, status: int | None) -> list[tuple[Any, ...]]:
         where = "" if status is None else f"WHERE status = {int(status)}"
         cur.execute(
-            f"SELECT _id, data, timestamp, status, pq_attempts, pq_lease, pq_ready_at FROM {self._t} "
-            f"{where} ORDER BY _id"
+            f"SELECT _id, data, timestamp, status, pq_attempts, pq_lease, pq_ready_at, "
+            f"{self._priority_col} FROM {self._t} {where} ORDER BY _id"
         )
         return [
             (
                 int(r[0]),
                 bytes(r[1]),
                 float(r[2]),
-                None,
+                _opt_int(r[7]),
                 int(r[3]),
                 int(r[4]),
                 _opt_float(r[5]),
@@ -726,13 +667,12 @@ class MySQLAckEngine(MySQLDatabase):
         ]
 
     async def rows(self, status: int | None = None) -> list[tuple[Any, ...]]:
-        """Rows (all, or of one status) as ``(_id, data, timestamp, None, status,
+        """Rows (all, or of one status) as ``(_id, data, timestamp, priority, status,
         attempts, lease end, ready time)``; times are the server's."""
         return await self._run(self._sql_rows, status, kind="read")
 
     def _sql_update(self, cur: Any, item_id: int, data: bytes) -> None:
-        # FOUND_ROWS: equal bytes still count as a match.
-        if cur.execute(f"UPDATE {self._t} SET data = %s WHERE _id = %s", (data, item_id)) == 0:
+        if self._set_data(cur, self._t, item_id, data) == 0:
             raise ItemNotFound(item_id, f"not in {self.spec.table}")
 
     async def update(self, item_id: int, data: bytes) -> None:
@@ -753,10 +693,7 @@ class MySQLAckEngine(MySQLDatabase):
             f"(SELECT COUNT(*) FROM {t} WHERE status = {UNACK}), "
             f"(SELECT SUM(_id) FROM {t} WHERE status = {UNACK})"
         )
-        state = tuple(str(v) for v in cur.fetchone())
-        if self._contended:
-            self._tick += 1
-        return hash((state, self._tick))
+        return self._version(tuple(cur.fetchone()))
 
     async def data_version(self) -> int:
         """A number that changes when another connection commits a put, a claim, an ack or a nack.
@@ -765,10 +702,3 @@ class MySQLAckEngine(MySQLDatabase):
         call, so waiters retry until those rows are taken or given back.
         """
         return await self._run(self._sql_data_version, kind="read")
-
-    def _optimize(self, slot: Any) -> None:
-        self._optimize_tables(slot, (self._t,))
-
-    async def vacuum(self) -> None:
-        """Rebuild the table to give free space back (``OPTIMIZE TABLE``)."""
-        await self._run(self._optimize, kind="bare")

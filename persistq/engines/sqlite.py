@@ -20,81 +20,44 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from .. import _runtime as threading
 from ..errors import (
     CorruptionError,
-    InvalidName,
     ItemNotFound,
     QueueClosed,
     SerializerMismatch,
     StorageError,
 )
-from . import _threads as threading
 from ._worker import NOT_NOW, Job, Worker, checked_worker, run_job, stop_worker, try_now
+from .base import Durability, NewRow, PendingRow, Row, TableSpec, now, validate_durability, validate_name
 
-__all__ = ("Durability", "Row", "SQLiteEngine", "TableSpec", "validate_name")
+__all__ = (
+    "Durability",
+    "NewRow",
+    "PendingRow",
+    "Row",
+    "SQLiteEngine",
+    "TableSpec",
+    "now",
+    "validate_durability",
+    "validate_name",
+)
 
 T = TypeVar("T")
-Durability = Literal["full", "normal", "off"]
-Row = tuple[int, bytes, float, "int | None"]
-"""A stored item: ``(_id, data, timestamp, priority)`` (priority ``None`` unless a priority queue)."""
-NewRow = tuple[bytes, float, "int | None"]
-"""An item to store: ``(data, timestamp, priority)``."""
-PendingRow = tuple[int, bytes, float, str, "int | None"]
-
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 
-def validate_name(name: object) -> str:
-    """Return ``name`` if it is a valid queue name, else raise :class:`InvalidName`."""
-    if not isinstance(name, str):
-        raise InvalidName(name, "a name must be a str")
-    if not _NAME.fullmatch(name):
-        raise InvalidName(name)
-    return name
-
-
 def _quote(identifier: str) -> str:
     # Names are validated to [A-Za-z0-9_-]; quoting keeps '-' and keywords legal.
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def validate_durability(durability: object) -> Durability:
-    """Return ``durability`` if it is ``"full"``, ``"normal"`` or ``"off"``."""
-    if durability not in _SYNCHRONOUS:
-        raise ValueError(f"durability must be 'full', 'normal' or 'off', not {durability!r}")
-    return durability  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """What a queue kind needs from its table.
-
-    Attributes:
-        table: the table name, e.g. ``queue_default`` (validated).
-        order: ``"fifo"`` (lowest ``_id`` first), ``"filo"`` (highest first) or
-            ``"priority"`` (lowest ``priority`` first, then lowest ``_id``).
-        unique: the table refuses a second copy of stored bytes
-            (``UNIQUE (data)``): a put of a duplicate stores nothing.
-        legacy: persist-queue's async table for this kind (``queue``,
-            ``filo_queue``, ``unique_queue``: no name suffix), used instead of
-            ``table`` when the database holds it and not ``table``.
-    """
-
-    table: str
-    order: Literal["fifo", "filo", "priority"] = "fifo"
-    unique: bool = False
-    legacy: str | None = None
 
 
 def locate_database(path: str | os.PathLike[str], db_file_name: str | None) -> tuple[str | None, str]:
@@ -969,8 +932,3 @@ class SQLiteEngine(SQLiteDatabase):
     async def update(self, item_id: int, data: bytes) -> None:
         """Replace the data of item ``item_id`` (waiting or pending)."""
         await self._run(self._sql_update, item_id, data)
-
-
-def now() -> float:
-    """The timestamp stored with each item (seconds since the epoch)."""
-    return time.time()

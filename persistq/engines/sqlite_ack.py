@@ -21,40 +21,39 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import ItemNotFound
 from ._worker import Job
+from .base import (
+    ACK_FAILED,
+    ACKED,
+    DELAYED,
+    INITED,
+    READY,
+    UNACK,
+    AckBefore,
+    AckClaim,
+    AckRow,
+    AckTableSpec,
+)
 from .sqlite import Durability, SQLiteDatabase, _quote
 
-__all__ = ("AckRow", "AckTableSpec", "SQLiteAckEngine")
+__all__ = (
+    "ACKED",
+    "ACK_FAILED",
+    "DELAYED",
+    "INITED",
+    "READY",
+    "UNACK",
+    "AckRow",
+    "AckTableSpec",
+    "Claim",
+    "SQLiteAckEngine",
+)
 
-INITED, READY, UNACK, DELAYED, ACKED, ACK_FAILED = 0, 1, 2, 3, 5, 9
-
-AckRow = tuple[int, bytes, float, "int | None", int, int]
-"""A delivered row: ``(_id, data, timestamp, priority, status, attempts)``."""
-
-# What a claim changed, to undo it: (_id, status, attempts, lease, owner, ready_at).
-_Before = tuple[int, int, int, "float | None", "str | None", "float | None"]
-
-
-@dataclass(frozen=True)
-class AckTableSpec:
-    """What an ack queue kind needs from its table (see ``TableSpec``)."""
-
-    table: str
-    order: Literal["fifo", "filo", "priority"] = "fifo"
-    unique: bool = False
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The result of a claim: the rows got, and when the next row may become due."""
-
-    rows: list[AckRow]
-    before: list[_Before]
-    next_due: float | None
+_Before = AckBefore
+Claim = AckClaim
 
 
 class SQLiteAckEngine(SQLiteDatabase):

@@ -17,20 +17,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from typing import Literal
 
-from ._worker import Job
+from ._dict_ops import DictOperations
+from .base import Entry, PageKind
 from .sqlite import _HAS_RETURNING, Durability, SQLiteDatabase, _quote, validate_name
 
 __all__ = ("Entry", "PageKind", "SQLiteDictStore")
 
-Entry = tuple[int, str, bytes]
-"""A stored entry: ``(rowid, key, data)``."""
 
-PageKind = Literal["keys", "items"]
-
-
-class SQLiteDictStore(SQLiteDatabase):
+class SQLiteDictStore(DictOperations, SQLiteDatabase):
     """Storage for one persistent mapping (the table ``dict_{name}``).
 
     Args:
@@ -168,93 +163,3 @@ class SQLiteDictStore(SQLiteDatabase):
         )
 
     # ------------------------------------------------------- the operations
-
-    async def get(self, key: str) -> bytes | None:
-        """Return the data stored under ``key``, or ``None``."""
-        return await self._run(self._sql_get, key, kind="read")
-
-    async def set(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` (an upsert; an existing key keeps its place).
-
-        Durable on return (per the durability mode). Cancel-atomic: a
-        cancelled caller's change is undone.
-        """
-
-        def undo(old: Entry | None) -> Job[None]:
-            return Job(self._sql_undo_set, key, old)
-
-        await self._run(self._sql_set, key, data, undo=undo)
-
-    async def pop(self, key: str) -> bytes | None:
-        """Delete ``key`` and return its data, or ``None`` if it was not stored.
-
-        Atomic (one ``DELETE … RETURNING``) and cancel-atomic: a cancelled
-        caller's entry goes back in its old place.
-        """
-
-        def undo(entry: Entry | None) -> Job[None]:
-            return Job(self._sql_restore, [] if entry is None else [entry])
-
-        entry = await self._run(self._sql_pop, key, undo=undo)
-        return None if entry is None else entry[2]
-
-    async def delete(self, key: str) -> bool:
-        """Delete ``key``; return whether it was stored (cancel-atomic, as :meth:`pop`)."""
-        return await self.pop(key) is not None
-
-    async def popitem(self) -> tuple[str, bytes] | None:
-        """Delete and return the most recently inserted entry, or ``None`` if empty.
-
-        Atomic across processes and cancel-atomic.
-        """
-
-        def undo(entry: Entry | None) -> Job[None]:
-            return Job(self._sql_restore, [] if entry is None else [entry])
-
-        entry = await self._run(self._sql_popitem, undo=undo)
-        return None if entry is None else (entry[1], entry[2])
-
-    async def setdefault(self, key: str, data: bytes) -> bytes | None:
-        """Store ``data`` under ``key`` unless the key exists (atomic).
-
-        Returns:
-            ``None`` if ``data`` was stored, else the data already stored.
-        """
-
-        def undo(existing: bytes | None) -> Job[None]:
-            return Job(self._sql_undo_setdefault, key, existing)
-
-        return await self._run(self._sql_setdefault, key, data, undo=undo)
-
-    async def contains(self, key: str) -> bool:
-        """Whether ``key`` is stored."""
-        return await self._run(self._sql_contains, key, kind="read")
-
-    async def count(self) -> int:
-        """Number of entries."""
-        return await self._run(self._sql_len, kind="read")
-
-    async def page(self, kind: PageKind, after: int | None, limit: int | None) -> list[Entry]:
-        """Entries in insertion order, after rowid ``after``, at most ``limit``.
-
-        With ``kind="keys"`` the data of each entry is ``b""`` (not read).
-        ``after=None`` starts at the first entry; ``limit=None`` reads to the
-        end in one consistent snapshot.
-        """
-        return await self._run(self._sql_page, kind, after, limit, kind="read")
-
-    async def clear(self) -> int:
-        """Delete every entry; return how many there were.
-
-        Runs to completion once it reached the storage thread, even if the
-        caller is cancelled.
-        """
-        return await self._run(self._sql_clear)
-
-    async def update(self, pairs: Sequence[tuple[str, bytes]]) -> None:
-        """Store many entries in one transaction (all or none).
-
-        Runs to completion once it reached the storage thread, even if the
-        caller is cancelled.
-        """
-        await self._run(self._sql_update, pairs)

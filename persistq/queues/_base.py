@@ -14,13 +14,14 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-from ..engines._threads import Lock
-from ..engines._worker import NOT_NOW as NOT_NOW
+from .._runtime import NOT_NOW as NOT_NOW
+from .._runtime import Lock
+from ..engines.base import Durability as Durability
 from ..errors import QueueClosed
 
 __all__ = ("Held", "HeldItems", "QueueStatistics", "TaskCounter", "Waiters", "caller_key", "make_deadline")
@@ -31,6 +32,38 @@ _T = TypeVar("_T", bound=Hashable)
 
 DEFAULT_POLL_INTERVAL = 0.025
 """Seconds between checks for items put (or taken) by other processes."""
+
+SERVER_MAX_POLL_GAP = 0.2
+"""Seconds: how far a waiting queue's polling of a database server backs off while nothing changes."""
+
+NOTIFIED_MAX_POLL_GAP = 2.0
+"""Seconds: the safety re-check of a queue whose server notifies changes (a lost notification)."""
+
+
+def thread_safe_caller() -> Callable[[Callable[[], None]], None]:
+    """A function that runs a callback soon on the calling event loop, callable from any thread.
+
+    Call it on the loop (asyncio or trio). Once the loop has ended the
+    callback is dropped: there is nobody left to wake.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def call_trio(fn: Callable[[], None]) -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(fn)
+
+        return call_trio
+
+    def call_asyncio(fn: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            loop.call_soon_threadsafe(fn)
+
+    return call_asyncio
 
 
 def check_timeout(timeout: object) -> float | None:
@@ -90,6 +123,44 @@ async def storage_cancel_point() -> None:
 def caller_key() -> Key:
     """Identify the calling task, to match a ``task_done`` with its ``get``."""
     return ("task", anyio.get_current_task().id)
+
+
+_V = TypeVar("_V")
+
+
+class RawItem(TypedDict, Generic[_V]):
+    """An item as ``get(raw=True)`` returns it (persist-queue's raw dict)."""
+
+    pqid: int
+    data: _V
+    timestamp: float
+
+
+class QueueRecord(TypedDict, Generic[_V]):
+    """A waiting item as ``queue()`` lists it."""
+
+    id: int
+    data: _V
+    timestamp: float
+
+
+class AckRecord(TypedDict, Generic[_V]):
+    """A row of an ack queue as ``queue()`` lists it (``status`` is an :class:`AckStatus` value)."""
+
+    id: int
+    data: _V
+    timestamp: float
+    status: int
+    attempts: int
+
+
+class FailedItem(TypedDict, Generic[_V]):
+    """A dead letter as ``failed()`` lists it."""
+
+    pqid: int
+    data: _V
+    timestamp: float
+    attempts: int
 
 
 class Waiters:

@@ -18,24 +18,26 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
 
 from .. import serializers as _serializers
 from .._owner import new_owner, owner_alive
-from ..engines.sqlite import Durability
-from ..engines.sqlite_ack import ACK_FAILED, ACKED, AckRow, AckTableSpec, Claim, SQLiteAckEngine
+from ..engines.base import ACK_FAILED, ACKED, AckClaim, AckRow, AckStore, AckTableSpec, Durability
+from ..engines.locations import Location, ack_store
 from ..errors import Empty, ItemNotFound, SerializationError
-from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, make_deadline
-from .fifo import SQLiteQueue, _item_id
+from ._base import DEFAULT_POLL_INTERVAL, NOT_NOW, AckRecord, FailedItem, RawItem, make_deadline
+from .fifo import FIFOQueue, _item_id
 from .priority import _check_priority
 from .unique import encode_canonical, unique_storage_forms
 
 __all__ = (
+    "AckQueue",
     "AckStatus",
     "FIFOSQLiteAckQueue",
+    "FILOAckQueue",
     "FILOSQLiteAckQueue",
     "PriorityAckQueue",
     "SQLiteAckQueue",
@@ -43,6 +45,7 @@ __all__ = (
 )
 
 _DEFAULT: Any = object()
+_T = TypeVar("_T")
 
 
 class AckStatus(enum.IntEnum):
@@ -70,17 +73,22 @@ def _check_seconds(name: str, value: object, allow_none: bool = False) -> float 
     return float(value)
 
 
-class SQLiteAckQueue(SQLiteQueue):
-    """A persistent FIFO ack queue (async; asyncio and trio).
+class AckQueue(FIFOQueue[_T]):
+    """A persistent FIFO ack queue (async; asyncio and trio), on SQLite or a database server.
 
     ``get`` marks the item *in flight* (``AckStatus.unack``) and returns it;
     ``ack`` finishes it, ``nack`` gives it back, ``ack_failed`` fails it for
-    good. Drop-in for persist-queue's ``SQLiteAckQueue``
-    (table ``ack_queue_{name}``; its databases open in place).
+    good. Drop-in for persist-queue's ``SQLiteAckQueue`` (this class; table
+    ``ack_queue_{name}``; its databases open in place). On a server location
+    (``mysql://…``, ``postgresql://…``) leases and delays run on the
+    server's clock.
+
+    ``path``, ``name``, ``multithreading``, ``timeout``, ``serializer``,
+    ``db_file_name``, ``maxsize``, ``durability`` and ``poll_interval`` are as
+    in :class:`~persistq.FIFOQueue` (``path``: a directory, an SQLite file or
+    a server URL).
 
     Args:
-        path, name, multithreading, timeout, serializer, db_file_name, maxsize,
-            durability, poll_interval: as :class:`~persistq.SQLiteQueue`.
         auto_resume: at open, give back in-flight items whose lease expired or
             whose consumer process is gone (never those of a live consumer in
             another process).
@@ -94,12 +102,13 @@ class SQLiteAckQueue(SQLiteQueue):
             ones are deleted as new acks come (``0``: delete at once).
     """
 
+    KIND_NAME: ClassVar[str] = "SQLiteAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
     _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         auto_resume: bool = True,
         name: str = "default",
         multithreading: bool = False,
@@ -148,18 +157,18 @@ class SQLiteAckQueue(SQLiteQueue):
         self._by_identity: dict[int, int] = {}
 
     def _make_engine(self, db_file_name: str | None) -> Any:
-        return SQLiteAckEngine(
-            self.path,
-            db_file_name,
+        return ack_store(
+            self._location,
             AckTableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
             _serializers.serializer_name(self.serializer),
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
 
     @property
-    def _ack(self) -> SQLiteAckEngine:
-        engine: SQLiteAckEngine = self._engine  # type: ignore[assignment]
+    def _ack(self) -> AckStore:
+        engine: AckStore = self._engine  # type: ignore[assignment]
         return engine
 
     async def _recover(self) -> None:
@@ -177,15 +186,46 @@ class SQLiteAckQueue(SQLiteQueue):
 
     # ------------------------------------------------------------------ get
 
-    async def get(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    async def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> _T: ...
+    @overload
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> _T | RawItem[_T]: ...
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Deliver the next ready item (or the item ``id``) and mark it in flight.
 
         Waits as :meth:`SQLiteQueue.get`. The claim is atomic across processes:
@@ -205,17 +245,67 @@ class SQLiteAckQueue(SQLiteQueue):
             ValueError: ``next_in_order`` without ``id``, or not a bool.
         """
         rows = await self._claim_ack(1, block, timeout, id, next_in_order, visibility_timeout)
-        return (await self._deliver_ack(rows, raw))[0]
+        return (await self._deliver_ack(rows, raw))[0]  # type: ignore[no-any-return]
 
-    async def get_nowait(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    async def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
         return await self.get(False, None, id, next_in_order, raw)
 
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T]: ...
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    async def get_many(
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T] | list[RawItem[_T]]: ...
     async def get_many(
         self,
         max_items: int,
@@ -223,7 +313,7 @@ class SQLiteAckQueue(SQLiteQueue):
         timeout: float | None = None,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Deliver up to ``max_items`` ready items in one transaction, in queue order."""
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise ValueError(f"max_items must be a positive int, not {max_items!r}")
@@ -259,7 +349,7 @@ class SQLiteAckQueue(SQLiteQueue):
         assert owner is not None
         while True:
             seen = self._getters.changes
-            claim: Claim = await self._ack.claim(
+            claim: AckClaim = await self._ack.claim(
                 n,
                 None if next_in_order else item_id,
                 item_id if next_in_order else None,
@@ -340,7 +430,7 @@ class SQLiteAckQueue(SQLiteQueue):
         self._forget(ids)
         self._joiners.wake_all()
 
-    async def ack(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    async def ack(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item done (``AckStatus.acked``); return its id. Durable on return.
 
         ``item`` is any object equal to an item this queue object delivered
@@ -354,13 +444,18 @@ class SQLiteAckQueue(SQLiteQueue):
         await self._settle([pqid], ACKED)
         return pqid
 
-    async def ack_failed(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    async def ack_failed(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item failed for good (``AckStatus.ack_failed``); return its id."""
         pqid = self._resolve(item, id)
         await self._settle([pqid], ACK_FAILED)
         return pqid
 
-    async def nack(self, item: Any = None, id: int | str | None = None, delay: float = 0) -> int:  # noqa: A002
+    async def nack(
+        self,
+        item: _T | RawItem[_T] | None = None,
+        id: int | str | None = None,  # noqa: A002
+        delay: float = 0,
+    ) -> int:
         """Give an in-flight item back; it is delivered again (after ``delay`` seconds).
 
         With ``max_attempts``, an item that was delivered that many times goes
@@ -379,7 +474,7 @@ class SQLiteAckQueue(SQLiteQueue):
         self._getters.wake(1)
         return pqid
 
-    async def ack_many(self, items: Iterable[Any] = (), ids: Iterable[int] = ()) -> list[int]:
+    async def ack_many(self, items: Iterable[_T | RawItem[_T]] = (), ids: Iterable[int] = ()) -> list[int]:
         """Ack several items (objects or raw dicts) and ids in one transaction."""
         resolved = [self._resolve(item=i) for i in items] + [self._resolve(id=i) for i in ids]
         if resolved:
@@ -388,7 +483,7 @@ class SQLiteAckQueue(SQLiteQueue):
             await anyio.lowlevel.checkpoint()
         return resolved
 
-    async def extend(self, item_or_id: Any, seconds: float) -> float:
+    async def extend(self, item_or_id: _T | RawItem[_T] | int, seconds: float) -> float:
         """Prolong an in-flight item's lease to end ``seconds`` from now; return that time.
 
         ``item_or_id``: an id (an int), a raw dict, or an item this object
@@ -429,7 +524,7 @@ class SQLiteAckQueue(SQLiteQueue):
         self._getters.wake(n)
         return n
 
-    async def failed(self) -> list[dict[str, Any]]:
+    async def failed(self) -> list[FailedItem[_T]]:
         """The failed items (dead letters): ``{"pqid", "data", "timestamp", "attempts"}``."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
@@ -486,7 +581,7 @@ class SQLiteAckQueue(SQLiteQueue):
         c = await self._counts()
         return sum(c.get(s, 0) for s in (0, 1, 2, 3))
 
-    async def queue(self) -> list[dict[str, Any]]:
+    async def queue(self) -> list[AckRecord[_T]]:  # type: ignore[override]
         """Every row as ``{"id", "data", "timestamp", "status", "attempts"}``, by id."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
@@ -549,23 +644,35 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-FIFOSQLiteAckQueue = SQLiteAckQueue
+SQLiteAckQueue = AckQueue
+"""persist-queue's name for :class:`AckQueue` (on any engine, despite the name)."""
+FIFOSQLiteAckQueue = AckQueue
+"""persist-queue's other name for :class:`AckQueue`."""
 
 
-class FILOSQLiteAckQueue(SQLiteAckQueue):
-    """A persistent ack queue that delivers the newest item first (``ack_filo_queue_{name}``)."""
+class FILOAckQueue(AckQueue[_T]):
+    """A persistent ack queue that delivers the newest item first (``ack_filo_queue_{name}``).
 
+    persist-queue's ``FILOSQLiteAckQueue`` is this class.
+    """
+
+    KIND_NAME: ClassVar[str] = "FILOSQLiteAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_filo_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "filo"
 
 
-class UniqueAckQ(SQLiteAckQueue):
+FILOSQLiteAckQueue = FILOAckQueue
+"""persist-queue's name for :class:`FILOAckQueue`."""
+
+
+class UniqueAckQ(AckQueue[_T]):
     """An ack queue that ignores an item equal to one still waiting or in flight.
 
     Equality is by value at every depth (as :class:`~persistq.UniqueQ`);
     ``put`` returns ``None`` for a duplicate. Table ``ack_unique_queue_{name}``.
     """
 
+    KIND_NAME: ClassVar[str] = "UniqueAckQ"
     _TABLE_PREFIX: ClassVar[str] = "ack_unique_queue"
     _UNIQUE: ClassVar[bool] = True
 
@@ -577,33 +684,34 @@ class UniqueAckQ(SQLiteAckQueue):
     ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
         return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is live; return its id or ``None``."""
         return (await self._put_data([self._encode(item)], block, timeout, None, [item]))[0]
 
-    async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+    async def put_nowait(self, item: _T) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""
         return await self.put(item, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int | None]:
         """Put several items in one transaction; ``None`` for each duplicate."""
         return await self._put_many(items, block, timeout, None)
 
 
-class PriorityAckQueue(SQLiteAckQueue):
+class PriorityAckQueue(AckQueue[_T]):
     """An ack queue delivering the lowest ``priority`` number first, FIFO among equals.
 
     Table ``ack_priority_queue_{name}`` (persistq's own; persist-queue has no
     priority ack queue). The next item is found through an index.
     """
 
+    KIND_NAME: ClassVar[str] = "PriorityAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_priority_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
 
     async def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> int:
         """Put ``item`` with ``priority`` (lower is delivered first); return its id."""
         p = _check_priority(priority)
@@ -618,12 +726,12 @@ class PriorityAckQueue(SQLiteAckQueue):
         ids = self._put_data_now([self._encode(item)], timeout, p)
         return ids if ids is NOT_NOW else ids[0]
 
-    async def put_nowait(self, item: Any, priority: int = 0) -> int:
+    async def put_nowait(self, item: _T, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
         return await self.put(item, priority, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         p = _check_priority(priority)

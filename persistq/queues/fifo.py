@@ -1,9 +1,12 @@
-"""FIFO and FILO queues on SQLite: ``SQLiteQueue`` and ``FILOSQLiteQueue``.
+"""The FIFO and FILO queue kinds: ``FIFOQueue`` and ``FILOQueue``.
 
 The queue kind (order, waiting, ``maxsize``, task accounting, serialization)
-is composed with the SQLite engine, which stores bytes. A get claims its item
-with one atomic statement, so any number of queue objects, threads and
-processes can share one database file without duplicates or losses.
+is composed with a storage engine chosen by the location (a directory: SQLite;
+``mysql://…``, ``postgresql://…``: a server), which stores bytes. A get claims
+its item with one atomic operation, so any number of queue objects, threads
+and processes can share one database without duplicates or losses.
+persist-queue's names ``SQLiteQueue``, ``FIFOSQLiteQueue`` and
+``FILOSQLiteQueue`` are the same classes.
 """
 
 from __future__ import annotations
@@ -11,31 +14,38 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
 
 from .. import serializers as _serializers
 from .._owner import new_owner, owner_alive, release_owner
-from ..engines.sqlite import (
+from ..engines.base import (
     Durability,
+    QueueStore,
     Row,
-    SQLiteEngine,
     TableSpec,
+    Watchable,
     now,
     validate_durability,
     validate_name,
 )
+from ..engines.locations import Location as Location
+from ..engines.locations import parse_location, queue_store
 from ..errors import Empty, Full, QueueClosed, SerializationError
 from ._base import (
     DEFAULT_POLL_INTERVAL,
     NOT_NOW,
+    NOTIFIED_MAX_POLL_GAP,
+    SERVER_MAX_POLL_GAP,
     Continue,
     HeldItems,
     Key,
+    QueueRecord,
     QueueStatistics,
+    RawItem,
     TaskCounter,
     Waiters,
     caller_key,
@@ -44,11 +54,13 @@ from ._base import (
     check_timeout,
     make_deadline,
     storage_cancel_point,
+    thread_safe_caller,
 )
 
-__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "SQLiteQueue")
+__all__ = ("FIFOQueue", "FIFOSQLiteQueue", "FILOQueue", "FILOSQLiteQueue", "SQLiteQueue")
 
-_Q = TypeVar("_Q", bound="SQLiteQueue")
+_Q = TypeVar("_Q", bound="FIFOQueue[Any]")
+_T = TypeVar("_T")
 
 
 def _item_id(value: object) -> int | None:
@@ -62,15 +74,25 @@ def _item_id(value: object) -> int | None:
     return value
 
 
-class SQLiteQueue:
-    """A persistent FIFO queue in an SQLite database (async; asyncio and trio).
+class FIFOQueue(Generic[_T]):
+    """A persistent FIFO queue (async; asyncio and trio), on SQLite or a database server.
 
     Drop-in for persist-queue's ``SQLiteQueue`` and ``AsyncSQLiteQueue``
-    (whose database files open in place), plus ``maxsize``,
-    ``join``, ``put_many``/``get_many``, durability modes and ``async with``.
+    (whose database files open in place; ``SQLiteQueue`` is this class), plus
+    ``maxsize``, ``join``, ``put_many``/``get_many``, durability modes and
+    ``async with``.
 
     Args:
-        path: an existing SQLite database **file** (as persist-queue's
+        path: where the queue is stored. A server URL —
+            ``mysql://user:password@host:port/database`` (also ``mariadb://``,
+            the ``mysql`` extra) or ``postgresql://…`` (also ``postgres://``,
+            the ``postgres`` extra), optionally ``?table=NAME`` — stores it
+            in tables on that server, shared by every machine that can reach
+            it (``db_file_name`` does not apply; durability is the server's).
+            Any other ``scheme://`` raises ``ValueError``; a URL whose extra
+            is not installed raises
+            :class:`~persistq.errors.MissingDependencyError`.
+            Otherwise SQLite: an existing SQLite database **file** (as persist-queue's
             ``AsyncSQLiteQueue`` took) is used as the database. Anything else
             is a **directory**, created owner-only if missing, holding
             ``db_file_name`` (persist-queue's ``SQLiteQueue`` meaning): a new
@@ -80,7 +102,8 @@ class SQLiteQueue:
             directory and ``db_file_name``. ``":memory:"``: a private
             in-memory queue. A file that is not an SQLite database raises
             :class:`~persistq.errors.CorruptionError` at open.
-        name: the queue's name; the table is ``queue_{name}``. 1-64 ASCII
+        name: the queue's name (a URL's ``?table=`` gives it too); the table
+            is ``queue_{name}``. 1-64 ASCII
             letters, digits, ``_`` or ``-``. In a database holding
             persist-queue's async table (``queue``, ``filo_queue``,
             ``unique_queue``: no suffix; it ignored ``name``) and no
@@ -107,6 +130,8 @@ class SQLiteQueue:
             processes while a ``get``/``put`` waits.
     """
 
+    KIND_NAME: ClassVar[str] = "SQLiteQueue"
+    """The kind's persist-queue name, as tools (the CLI) show it."""
     _TABLE_PREFIX: ClassVar[str] = "queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
     _UNIQUE: ClassVar[bool] = False
@@ -115,7 +140,7 @@ class SQLiteQueue:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str = "default",
         multithreading: bool = False,
         timeout: float = 10.0,
@@ -127,11 +152,16 @@ class SQLiteQueue:
         durability: Durability = "full",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
+        location = parse_location(path)
+        if location.name is not None and name == "default":
+            name = location.name
         validate_name(name)
         self._codec = _serializers.Codec(serializer)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-        self.path = os.fspath(path)
+        self._location = location
+        self.path = location.display
+        """Where the queue is stored: the path, or the server URL without its password."""
         self.name = name
         self.multithreading = multithreading
         self.timeout = float(timeout)
@@ -140,7 +170,7 @@ class SQLiteQueue:
         self.maxsize = check_maxsize(maxsize)
         self.durability = validate_durability(durability)
         self.poll_interval = check_poll_interval(poll_interval)
-        self._engine: SQLiteEngine = self._make_engine(db_file_name)
+        self._engine: QueueStore = self._make_engine(db_file_name)
         self._owner: str | None = None
         self._getters = Waiters()
         self._putters = Waiters()
@@ -156,19 +186,23 @@ class SQLiteQueue:
         # changes, up to _max_poll_gap, and drops back when something does.
         # Kinds on a shared server raise _max_poll_gap (see MySQLQueue).
         self._poll_gap = self._max_poll_gap = self.poll_interval / 2
+        if location.is_server:
+            # Polling costs a server round trip: back off further while idle.
+            self._max_poll_gap = max(self._max_poll_gap, SERVER_MAX_POLL_GAP)
+        self._unwatch: Callable[[], None] | None = None
 
-    def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
-        """Build the storage engine (a hook for kinds on other engines)."""
+    def _make_engine(self, db_file_name: str | None) -> QueueStore:
+        """Build the storage engine for this kind's table at the location."""
         # persist-queue's AsyncSQLiteQueue kinds used the bare prefix as table,
         # whatever their name: a default-named queue finds their items there.
         legacy = self._TABLE_PREFIX if self._ASYNC_LEGACY_TABLE and self.name == "default" else None
-        return SQLiteEngine(
-            self.path,
-            db_file_name,
+        return queue_store(
+            self._location,
             TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE, legacy),
             _serializers.serializer_name(self.serializer),
-            self.durability,
-            self.timeout,
+            db_file_name=db_file_name,
+            durability=self.durability,
+            timeout=self.timeout,
         )
 
     # ----------------------------------------------------------- life cycle
@@ -211,7 +245,33 @@ class SQLiteQueue:
                 raise
             if not self.auto_commit:
                 self._owner = new_owner()
+            self._watch()
             self._state = "open"
+
+    def _watch(self) -> None:
+        """Wake waiters when the server notifies a change (engines with ``notifies``), instead of polling."""
+        engine = self._engine
+        if not (getattr(engine, "notifies", False) and isinstance(engine, Watchable)):
+            return
+        call = thread_safe_caller()
+        self._max_poll_gap = max(self._max_poll_gap, NOTIFIED_MAX_POLL_GAP)
+
+        def notified() -> None:
+            call(self._changed_elsewhere)
+
+        self._unwatch = engine.watch(notified)
+
+    def _changed_elsewhere(self) -> None:
+        # Another connection committed: every waiter tries again now.
+        self._poll_gap = self.poll_interval / 2
+        self._getters.wake_all()
+        self._putters.wake_all()
+        self._joiners.wake_all()
+
+    def _stop_watching(self) -> None:
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
 
     async def _recover(self) -> None:
         """At open: give back items whose holder is gone (a hook for other kinds)."""
@@ -227,6 +287,7 @@ class SQLiteQueue:
             return
         was_open = self._state == "open"
         self._state = "closed"
+        self._stop_watching()
         self._getters.wake_all()
         self._putters.wake_all()
         self._joiners.wake_all()
@@ -259,6 +320,7 @@ class SQLiteQueue:
     def __del__(self) -> None:
         if getattr(self, "_state", "closed") == "open" and self._engine.is_open:
             # Clean up before warning: a warnings filter may turn the warning into an error.
+            self._stop_watching()
             self._engine.close_nowait()
             if self._owner is not None:
                 release_owner(self._owner)
@@ -312,7 +374,7 @@ class SQLiteQueue:
 
     # ------------------------------------------------------------------ put
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` at the tail; return its id.
 
         With ``durability="full"`` the item is on disk (fsync'd) when this
@@ -326,12 +388,12 @@ class SQLiteQueue:
         ids = await self._put_data([self._encode(item)], block, timeout, None, [item])
         return ids[0]  # type: ignore[return-value]  # only UniqueQ stores nothing
 
-    async def put_nowait(self, item: Any) -> int:
+    async def put_nowait(self, item: _T) -> int:
         """``put(item, block=False)``."""
         return await self.put(item, block=False)
 
     async def put_many(
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items in one transaction (all or none); return their ids.
 
@@ -414,7 +476,7 @@ class SQLiteQueue:
         if ids is NOT_NOW or ids is None:  # None: full; the async path waits for room
             return NOT_NOW  # type: ignore[no-any-return]
         self._getters.wake(sum(i is not None for i in ids))
-        return ids
+        return ids  # type: ignore[no-any-return]
 
     def _put_now(self, item: Any, block: bool = True, timeout: float | None = None) -> Any:
         """:meth:`put` without waiting, or ``NOT_NOW``."""
@@ -464,13 +526,38 @@ class SQLiteQueue:
 
     # ------------------------------------------------------------------ get
 
+    @overload
     async def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    async def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    async def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Remove and return the next item (or the item with ``id``).
 
         Waits for an item (``block``, ``timeout`` as in
@@ -489,19 +576,41 @@ class SQLiteQueue:
             SerializationError: the stored bytes cannot be decoded (the item
                 stays in the queue).
         """
-        return await self._get(block, timeout, id, raw, None)
+        return await self._get(block, timeout, id, raw, None)  # type: ignore[no-any-return]
 
+    @overload
     async def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    async def get_nowait(self, id: int | RawItem[_T] | None = None, *, raw: Literal[True]) -> RawItem[_T]: ...
+    @overload
+    async def get_nowait(self, id: int | RawItem[_T] | None, raw: bool) -> _T | RawItem[_T]: ...
+    async def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
-        return await self._get(False, None, id, raw, None)
+        return await self._get(False, None, id, raw, None)  # type: ignore[no-any-return]
 
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, raw: Literal[False] = False
+    ) -> list[_T]: ...
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, *, raw: Literal[True]
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    async def get_many(
+        self, max_items: int, block: bool, timeout: float | None, raw: bool
+    ) -> list[_T] | list[RawItem[_T]]: ...
     async def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Take up to ``max_items`` items in one transaction, in queue order.
 
         Waits (as :meth:`get`) until at least one item is there, then returns
@@ -684,14 +793,14 @@ class SQLiteQueue:
         """persist-queue's name for :attr:`serializer` (code written for it reads ``q._serializer``)."""
         return self.serializer
 
-    async def queue(self) -> list[dict[str, Any]]:
+    async def queue(self) -> list[QueueRecord[_T]]:
         """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
         rows = await self._engine.rows()
         return [{"id": r[0], "data": self._decode(r), "timestamp": r[2]} for r in rows]
 
-    async def update(self, item: Any, id: int | None = None) -> int:  # noqa: A002
+    async def update(self, item: _T | RawItem[_T], id: int | None = None) -> int:  # noqa: A002
         """Replace the data of a stored item; return its id.
 
         ``item`` is either a raw dict (``{"pqid": …, "data": …}``, as returned
@@ -734,14 +843,23 @@ class SQLiteQueue:
         )
 
 
-FIFOSQLiteQueue = SQLiteQueue
+SQLiteQueue = FIFOQueue
+"""persist-queue's name for :class:`FIFOQueue` (on any engine, despite the name)."""
+FIFOSQLiteQueue = FIFOQueue
+"""persist-queue's other name for :class:`FIFOQueue`."""
 
 
-class FILOSQLiteQueue(SQLiteQueue):
-    """A persistent last-in, first-out queue (table ``filo_queue_{name}``).
+class FILOQueue(FIFOQueue[_T]):
+    """A persistent last-in, first-out queue (table ``filo_queue_{name}``), on any engine.
 
-    Same API as :class:`SQLiteQueue`; ``get`` returns the newest item.
+    Same API as :class:`FIFOQueue`; ``get`` returns the newest item.
+    persist-queue's ``FILOSQLiteQueue`` is this class.
     """
 
+    KIND_NAME: ClassVar[str] = "FILOSQLiteQueue"
     _TABLE_PREFIX: ClassVar[str] = "filo_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "filo"
+
+
+FILOSQLiteQueue = FILOQueue
+"""persist-queue's name for :class:`FILOQueue`."""

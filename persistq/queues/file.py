@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from .. import serializers as _serializers
-from ..engines.file import Durability, FileEngine, Position, Record, Skipped, validate_durability
+from ..engines.file import Durability as Durability
+from ..engines.file import FileEngine, Position, Record, validate_durability
+from ..engines.file import Skipped as Skipped
+from ..engines.locations import parse_location
 from ..errors import Empty, Full, QueueClosed, QueueLocked, SerializationError
 from ._base import (
     HeldItems,
@@ -50,7 +53,10 @@ async def _no_poll() -> bool:
     return False
 
 
-class Queue:
+_T = TypeVar("_T")
+
+
+class Queue(Generic[_T]):
     """A persistent FIFO queue in a directory of segment files (async; asyncio and trio).
 
     Successor of persist-queue's file ``Queue`` / ``AsyncQueue`` (same
@@ -116,6 +122,12 @@ class Queue:
         if on_corruption not in ("raise", "quarantine"):
             raise ValueError(f"on_corruption must be 'raise' or 'quarantine', not {on_corruption!r}")
         self.path = os.fspath(path)
+        location = parse_location(self.path)
+        if location.is_server:
+            raise ValueError(
+                f"the file Queue stores its items in a directory, not at {location.display}: "
+                "use FIFOQueue (or another SQL kind) for a server location"
+            )
         self.maxsize = check_maxsize(maxsize)
         self.chunksize = chunksize
         self.tempdir = tempdir
@@ -222,7 +234,7 @@ class Queue:
         """Same as :meth:`close`."""
         await self.close()
 
-    async def __aenter__(self) -> Queue:
+    async def __aenter__(self) -> Queue[_T]:
         await self.open()
         return self
 
@@ -259,7 +271,7 @@ class Queue:
 
     # ------------------------------------------------------------------ put
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item`` at the tail.
 
         With ``durability="full"`` the item is fsync'd when this returns. If
@@ -274,11 +286,11 @@ class Queue:
         """
         await self._put_data([self._encode(item)], block, timeout)
 
-    async def put_nowait(self, item: Any) -> None:
+    async def put_nowait(self, item: _T) -> None:
         """``put(item, block=False)``."""
         await self.put(item, block=False)
 
-    async def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> None:
+    async def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         """Put several items with one write and one fsync; all or none.
 
         Raises:
@@ -323,7 +335,7 @@ class Queue:
 
     # ------------------------------------------------------------------ get
 
-    async def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    async def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the next item.
 
         Waits for an item (``block``, ``timeout`` as in
@@ -339,13 +351,13 @@ class Queue:
             SerializationError: the record cannot be decoded; it stays in the
                 queue.
         """
-        return await self._get(block, timeout, None)
+        return await self._get(block, timeout, None)  # type: ignore[no-any-return]
 
-    async def get_nowait(self) -> Any:
+    async def get_nowait(self) -> _T:
         """``get(block=False)``."""
-        return await self._get(False, None, None)
+        return await self._get(False, None, None)  # type: ignore[no-any-return]
 
-    async def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[Any]:
+    async def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[_T]:
         """Take up to ``max_items`` items in queue order, in one storage call.
 
         Waits (as :meth:`get`) until at least one item is there, then returns

@@ -1,144 +1,43 @@
 """``MySQLQueue``: the FIFO queue kind composed with the MySQL / MariaDB engine.
 
 Waiting, ``maxsize``, task accounting, ``auto_commit=False`` and
-serialization are :class:`~persistq.queues.fifo.SQLiteQueue`'s, unchanged;
-only the engine differs (:class:`~persistq.engines.mysql.MySQLEngine`).
+serialization are :class:`~persistq.queues.fifo.FIFOQueue`'s, unchanged:
+this class only keeps persist-queue's constructor; the engine comes from the
+``mysql://`` location like any kind's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, TypeVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, DRIVERS, Driver, MySQLEngine, MySQLParams, parse_dsn
-from ..engines.sqlite import Durability, SQLiteEngine, TableSpec
-from ._base import DEFAULT_POLL_INTERVAL
-from .fifo import SQLiteQueue
+from ..engines.base import Durability
+from ..engines.locations import Location, server_location
+from ..engines.mysql import DEFAULT_POOL_SIZE as DEFAULT_POOL_SIZE
+from ..engines.mysql import Driver as Driver
+from ..engines.mysql import MySQLParams
+from ..engines.mysql_location import MySQLTarget, resolve_mysql_target
+from ._base import DEFAULT_POLL_INTERVAL, SERVER_MAX_POLL_GAP
+from .fifo import FIFOQueue
 
 __all__ = (
     "DEFAULT_MAX_POLL_INTERVAL",
     "MySQLAttributes",
     "MySQLQueue",
-    "MySQLTarget",
-    "resolve_mysql_target",
 )
 
-DEFAULT_MAX_POLL_INTERVAL = 0.2
+DEFAULT_MAX_POLL_INTERVAL = SERVER_MAX_POLL_GAP
 """Seconds: how far a waiting queue's polling of the server backs off while nothing changes."""
 
 
-def _pick(name: str, *candidates: tuple[str, Any]) -> Any:
-    """The one value given among aliases (``passwd``/``password`` …); equal duplicates are fine."""
-    given = [(key, value) for key, value in candidates if value is not None]
-    values = {repr(v) for _, v in given}
-    if len(values) > 1:
-        keys = ", ".join(k for k, _ in given)
-        raise ValueError(f"conflicting values for {name} (given as {keys})")
-    return given[0][1] if given else None
-
-
-@dataclass(frozen=True)
-class MySQLTarget:
-    """Where a MySQL queue lives, resolved from a DSN and/or keywords.
-
-    Attributes:
-        params: server, account, database and charset.
-        name: the queue's name (``"sql"`` when none was given, as persist-queue).
-        pool_size: connections (and, with PyMySQL, worker threads) per queue object.
-        timeout: seconds to wait for a connection and for a row lock.
-        driver: ``"auto"``, ``"aiomysql"`` or ``"pymysql"``.
-    """
-
-    params: MySQLParams
-    name: str
-    pool_size: int
-    timeout: float
-    driver: Driver = "auto"
-
-
-def resolve_mysql_target(
-    kind: str,
-    host: str | None,
-    user: str | None,
-    passwd: str | None,
-    db_name: str | None,
-    name: str | None,
-    port: int | None,
-    charset: str,
-    *,
-    password: str | None,
-    database: str | None,
-    table_name: str | None,
-    dsn: str | None,
-    pool_size: int,
-    timeout: float,
-    driver: str = "auto",
-) -> MySQLTarget:
-    """Resolve the constructor arguments every MySQL queue kind takes.
-
-    ``host`` may be a DSN; explicit keywords fill what the DSN leaves out,
-    and aliases (``passwd``/``password``, ``db_name``/``database``,
-    ``name``/``table_name``) must agree. ``kind`` names the class in messages.
-
-    Raises:
-        ValueError: a missing host, user or database, a bad port or timeout,
-            conflicting aliases, or a bad DSN (never quoting the password).
-    """
-    if host is not None and "://" in host:
-        if dsn is not None and dsn != host:
-            raise ValueError("give the DSN either as the first argument or as dsn=, not both")
-        dsn, host = host, None
-    from_dsn = parse_dsn(dsn) if dsn is not None else {}
-    host = _pick("host", ("host", host), ("dsn", from_dsn.get("host")))
-    user = _pick("user", ("user", user), ("dsn", from_dsn.get("user")))
-    secret = _pick("password", ("passwd", passwd), ("password", password), ("dsn", from_dsn.get("password")))
-    db = _pick("database", ("db_name", db_name), ("database", database), ("dsn", from_dsn.get("database")))
-    qname = _pick("name", ("name", name), ("table_name", table_name), ("dsn", from_dsn.get("name")))
-    port = _pick("port", ("port", port), ("dsn", from_dsn.get("port")))
-    if "charset" in from_dsn and charset == "utf8mb4":
-        charset = from_dsn["charset"]
-    if "pool_size" in from_dsn and pool_size == DEFAULT_POOL_SIZE:
-        pool_size = from_dsn["pool_size"]
-    if "timeout" in from_dsn and timeout == 10.0:
-        timeout = from_dsn["timeout"]
-    if "driver" in from_dsn and driver == "auto":
-        driver = from_dsn["driver"]
-    if driver not in DRIVERS:
-        raise ValueError(f"'driver' must be one of {', '.join(DRIVERS)}, not {driver!r}")
-    if not host:
-        raise ValueError(f"{kind} needs a host (or a DSN)")
-    if not user:
-        raise ValueError(f"{kind} needs a user")
-    if not db:
-        raise ValueError(f"{kind} needs a database (db_name= or database=)")
-    if port is None:
-        port = 3306
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"'port' must be an int between 1 and 65535, not {port!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ValueError(f"'timeout' must be a non-negative number of seconds, not {timeout!r}")
-    wait = float(timeout) if timeout > 0 else 10.0
-    params = MySQLParams(
-        host=str(host),
-        port=port,
-        user=str(user),
-        database=str(db),
-        password="" if secret is None else str(secret),
-        charset=charset,
-        connect_timeout=wait,
-        # A statement waits at most `wait` for a row lock; an answer that takes
-        # much longer than that means the server or the network is gone.
-        read_timeout=3 * wait + 5,
-    )
-    return MySQLTarget(params, "sql" if qname is None else qname, pool_size, timeout, driver)
+_T = TypeVar("_T")
 
 
 class MySQLAttributes:
     """Mixin of the MySQL queue kinds: their public attributes and ``repr``.
 
-    Put it before the queue kind in the bases; call :meth:`_adopt_target`
-    after the kind's ``__init__``.
+    Put it before the queue kind in the bases; pass :meth:`_location_of` as
+    the kind's location and call :meth:`_adopt_target` after its ``__init__``.
     """
 
     host: str
@@ -151,8 +50,6 @@ class MySQLAttributes:
     table_name: str
     name: str
     _params: MySQLParams
-    _pool_size: int
-    _driver: Driver
     _state: str
 
     poll_interval: float
@@ -166,14 +63,12 @@ class MySQLAttributes:
         """The longest gap between checks for other connections' changes while waiting."""
         self._max_poll_gap = max(self.max_poll_interval, self.poll_interval / 2)
 
-    def _take_target(self, target: MySQLTarget) -> None:
-        # _make_engine (run by the kind's constructor) needs these.
-        self._params = target.params
-        self._pool_size = target.pool_size
-        self._driver = target.driver
+    @staticmethod
+    def _location_of(target: MySQLTarget) -> Location:
+        return server_location("mysql", target)
 
     def _adopt_target(self, target: MySQLTarget, table_prefix: str) -> None:
-        params = target.params
+        params = self._params = target.params
         self.host = params.host
         self.port = params.port
         self.user = params.user
@@ -192,7 +87,7 @@ class MySQLAttributes:
         )
 
 
-class MySQLQueue(MySQLAttributes, SQLiteQueue):
+class MySQLQueue(MySQLAttributes, FIFOQueue[_T]):
     """A persistent FIFO queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     Drop-in for persist-queue's ``MySQLQueue`` (its positional parameters,
@@ -258,6 +153,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             make every commit reach the disk before the call returns).
     """
 
+    KIND_NAME: ClassVar[str] = "MySQLQueue"
     _TABLE_PREFIX: ClassVar[str] = "queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "fifo"
 
@@ -302,9 +198,8 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
             timeout=timeout,
             driver=driver,
         )
-        self._take_target(target)
         super().__init__(
-            self._params.safe_dsn,
+            self._location_of(target),
             target.name,
             False,
             target.timeout,
@@ -318,19 +213,7 @@ class MySQLQueue(MySQLAttributes, SQLiteQueue):
         self._adopt_target(target, self._TABLE_PREFIX)
         self._set_max_poll_interval(max_poll_interval)
 
-    def _make_engine(self, db_file_name: str | None) -> SQLiteEngine:
-        engine = MySQLEngine(
-            self._params,
-            TableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
-            _serializers.serializer_name(self.serializer),
-            pool_size=self._pool_size,
-            lock_timeout=self.timeout,
-            driver=self._driver,
-        )
-        # The queue kind uses only the storage interface both engines share.
-        return cast(SQLiteEngine, engine)
-
-    async def __aenter__(self) -> MySQLQueue:
+    async def __aenter__(self) -> MySQLQueue[_T]:
         await self.open()
         return self
 

@@ -1,28 +1,29 @@
 """``MySQLAckQueue``: the ack queue kind composed with the MySQL / MariaDB ack engine.
 
 Leases, attempts, dead letters, ``nack(delay=…)``, ``extend`` and the
-acked-row bound are :class:`~persistq.queues.ack.SQLiteAckQueue`'s, unchanged;
+acked-row bound are :class:`~persistq.queues.ack.AckQueue`'s, unchanged;
 the constructor is :class:`~persistq.queues.mysql.MySQLQueue`'s plus the ack
-keywords, and the engine is :class:`~persistq.engines.mysql_ack.MySQLAckEngine`.
+keywords; the engine comes from the ``mysql://`` location like any kind's.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
+from ..engines.base import Durability
 from ..engines.mysql import DEFAULT_POOL_SIZE, Driver
-from ..engines.mysql_ack import MySQLAckEngine
-from ..engines.sqlite import Durability
-from ..engines.sqlite_ack import AckTableSpec
+from ..engines.mysql_location import resolve_mysql_target
 from ._base import DEFAULT_POLL_INTERVAL
-from .ack import SQLiteAckQueue
-from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes, resolve_mysql_target
+from .ack import AckQueue
+from .mysql import DEFAULT_MAX_POLL_INTERVAL, MySQLAttributes
 
 __all__ = ("MySQLAckQueue",)
 
+_T = TypeVar("_T")
 
-class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
+
+class MySQLAckQueue(MySQLAttributes, AckQueue[_T]):
     """A persistent FIFO ack queue in a MySQL / MariaDB table (async; asyncio and trio).
 
     The ack API of :class:`~persistq.SQLiteAckQueue` (``get`` → ``ack`` /
@@ -40,11 +41,14 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
     back when their lease ends, so set ``visibility_timeout`` whenever
     consumers run on more than one machine.
 
+    ``host``, ``user``, ``passwd``, ``db_name``, ``name``, ``port``,
+    ``charset``, ``serializer``, ``password``, ``database``, ``table_name``,
+    ``dsn``, ``pool_size``, ``driver``, ``maxsize``, ``timeout``,
+    ``poll_interval``, ``max_poll_interval`` and ``durability`` are as in
+    :class:`~persistq.MySQLQueue`; the table is ``ack_queue_{name}`` (name:
+    1-54 characters).
+
     Args:
-        host, user, passwd, db_name, name, port, charset, serializer,
-            password, database, table_name, dsn, pool_size, driver, maxsize, timeout,
-            poll_interval, max_poll_interval, durability: as :class:`~persistq.MySQLQueue`; the
-            table is ``ack_queue_{name}`` (name: 1-54 characters).
         auto_commit: accepted for compatibility; ack queues always commit
             (``False`` warns, as persist-queue does).
         auto_resume: at open, give back in-flight items whose lease expired or
@@ -57,6 +61,7 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             ones are deleted as new acks come (``0``: delete at once).
     """
 
+    KIND_NAME: ClassVar[str] = "MySQLAckQueue"
     _TABLE_PREFIX: ClassVar[str] = "ack_queue"
 
     def __init__(
@@ -104,9 +109,8 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
             timeout=timeout,
             driver=driver,
         )
-        self._take_target(target)
         super().__init__(
-            self._params.safe_dsn,
+            self._location_of(target),
             auto_resume,
             target.name,
             False,
@@ -123,16 +127,6 @@ class MySQLAckQueue(MySQLAttributes, SQLiteAckQueue):
         )
         self._adopt_target(target, self._TABLE_PREFIX)
         self._set_max_poll_interval(max_poll_interval)
-
-    def _make_engine(self, db_file_name: str | None) -> Any:
-        return MySQLAckEngine(
-            self._params,
-            AckTableSpec(f"{self._TABLE_PREFIX}_{self.name}", self._ORDER, self._UNIQUE),
-            _serializers.serializer_name(self.serializer),
-            pool_size=self._pool_size,
-            lock_timeout=self.timeout,
-            driver=self._driver,
-        )
 
     async def shrink_disk_usage(self) -> None:
         """Rebuild the table to give free space back to the server (``OPTIMIZE TABLE``)."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ._base import NOT_NOW
-from .fifo import SQLiteQueue
+from .fifo import FIFOQueue
 
 __all__ = ("PriorityQueue",)
 
@@ -19,7 +19,10 @@ def _check_priority(priority: object) -> int:
     return priority
 
 
-class PriorityQueue(SQLiteQueue):
+_T = TypeVar("_T")
+
+
+class PriorityQueue(FIFOQueue[_T]):
     """A persistent priority queue: the lowest ``priority`` number comes out first.
 
     Among equal priorities, items come out in the order they were put (by
@@ -28,15 +31,16 @@ class PriorityQueue(SQLiteQueue):
     items waiting as with a thousand. Table ``priority_queue_{name}``
     (persist-queue's; the index is added to existing tables).
 
-    Everything else is :class:`SQLiteQueue`.
+    Everything else is :class:`FIFOQueue`.
     """
 
+    KIND_NAME: ClassVar[str] = "PriorityQueue"
     _TABLE_PREFIX: ClassVar[str] = "priority_queue"
     _ORDER: ClassVar[Literal["fifo", "filo", "priority"]] = "priority"
     _ASYNC_LEGACY_TABLE: ClassVar[bool] = False
 
     async def put(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> int:
         """Put ``item`` with ``priority`` (any int; lower comes out first); return its id.
 
@@ -50,19 +54,19 @@ class PriorityQueue(SQLiteQueue):
         return ids[0]  # type: ignore[return-value]
 
     def _put_now(  # type: ignore[override]
-        self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None
+        self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> Any:
         """:meth:`put` without waiting, or ``NOT_NOW`` (for persistq.sync)."""
         p = _check_priority(priority)
         ids = self._put_data_now([self._encode(item)], timeout, p)
         return ids if ids is NOT_NOW else ids[0]
 
-    async def put_nowait(self, item: Any, priority: int = 0) -> int:
+    async def put_nowait(self, item: _T, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
         return await self.put(item, priority, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         p = _check_priority(priority)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ..serializers import Codec
-from .fifo import SQLiteQueue
+from .fifo import FIFOQueue
 
 __all__ = ("UniqueQ", "encode_canonical", "legacy_encoding", "unique_storage_forms")
 
@@ -64,7 +64,10 @@ def unique_storage_forms(
     return stored, alts
 
 
-class UniqueQ(SQLiteQueue):
+_T = TypeVar("_T")
+
+
+class UniqueQ(FIFOQueue[_T]):
     """A persistent FIFO queue that ignores an item equal to one still waiting.
 
     Equality is by value at every depth: dicts that differ only in key order,
@@ -73,16 +76,17 @@ class UniqueQ(SQLiteQueue):
     can be put again. Table ``unique_queue_{name}`` (persist-queue's).
 
     ``put`` returns the new item's id, or ``None`` when an equal item is
-    waiting (nothing is stored then). Everything else is :class:`SQLiteQueue`.
+    waiting (nothing is stored then). Everything else is :class:`FIFOQueue`.
     """
 
+    KIND_NAME: ClassVar[str] = "UniqueQ"
     _TABLE_PREFIX: ClassVar[str] = "unique_queue"
     _UNIQUE: ClassVar[bool] = True
 
     def _encode(self, item: Any) -> bytes:
         return encode_canonical(self._codec, item)
 
-    async def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
+    async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
         """Put ``item`` unless an equal item is waiting; return its id or ``None``.
 
         Durable on return with ``durability="full"``.
@@ -94,12 +98,12 @@ class UniqueQ(SQLiteQueue):
     ) -> tuple[Sequence[bytes], list[bytes | None] | None]:
         return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
-    async def put_nowait(self, item: Any) -> int | None:  # type: ignore[override]
+    async def put_nowait(self, item: _T) -> int | None:  # type: ignore[override]
         """``put(item, block=False)``."""
         return await self.put(item, block=False)
 
     async def put_many(  # type: ignore[override]
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int | None]:
         """Put several items in one transaction; ``None`` for each duplicate."""
         return await self._put_many(items, block, timeout, None)

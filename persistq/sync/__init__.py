@@ -11,13 +11,17 @@ from ..errors import CorruptionError as CorruptionError
 from ..errors import Empty as Empty
 from ..errors import Full as Full
 from ..errors import ItemNotFound as ItemNotFound
+from ..errors import KeyTooLong as KeyTooLong
 from ..errors import PersistQError as PersistQError
 from ..errors import QueueClosed as QueueClosed
 from ..errors import QueueLocked as QueueLocked
 from ..errors import SerializationError as SerializationError
 from ..errors import StorageError as StorageError
 from ..queues.ack import AckStatus as AckStatus
+from . import admin as admin
+from .ack import AckQueue as AckQueue
 from .ack import FIFOSQLiteAckQueue as FIFOSQLiteAckQueue
+from .ack import FILOAckQueue as FILOAckQueue
 from .ack import FILOSQLiteAckQueue as FILOSQLiteAckQueue
 from .ack import PriorityAckQueue as PriorityAckQueue
 from .ack import SQLiteAckQueue as SQLiteAckQueue
@@ -26,22 +30,29 @@ from .file import Queue as Queue
 from .mysql import MySQLQueue as MySQLQueue
 from .mysql_ack import MySQLAckQueue as MySQLAckQueue
 from .pdict import PDict as PDict
+from .queues import FIFOQueue as FIFOQueue
 from .queues import FIFOSQLiteQueue as FIFOSQLiteQueue
+from .queues import FILOQueue as FILOQueue
 from .queues import FILOSQLiteQueue as FILOSQLiteQueue
 from .queues import PriorityQueue as PriorityQueue
 from .queues import SQLiteQueue as SQLiteQueue
 from .queues import UniqueQ as UniqueQ
 
 __all__ = (
+    "AckQueue",
     "AckStatus",
     "CorruptionError",
     "Empty",
+    "FIFOQueue",
     "FIFOSQLiteAckQueue",
     "FIFOSQLiteQueue",
+    "FILOAckQueue",
+    "FILOQueue",
     "FILOSQLiteAckQueue",
     "FILOSQLiteQueue",
     "Full",
     "ItemNotFound",
+    "KeyTooLong",
     "MySQLAckQueue",
     "MySQLQueue",
     "PDict",

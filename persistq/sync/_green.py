@@ -1,6 +1,6 @@
 """Cooperative waiting for blocking calls in a gevent or eventlet process.
 
-Only imported when :data:`persistq.engines._threads.GREEN` names a library
+Only imported when :data:`persistq._runtime.GREEN` names a library
 (the process was monkey-patched before persistq was imported); a normal
 process never loads this module.
 
@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..engines import _threads
+from .. import _runtime as _threads
 
 __all__ = ("Waiter", "new_event_loop", "take", "wait_readable")
 

@@ -36,8 +36,8 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from ..engines import _threads
-from ..engines._worker import allow_inline
+from .. import _runtime as _threads
+from .._runtime import allow_inline
 from ..errors import PortalError
 from ..queues._base import NOT_NOW, Continue
 

@@ -4,33 +4,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, AckRecord, Durability, FailedItem, RawItem
 from ..queues.ack import _DEFAULT, AckStatus
-from ..queues.ack import FILOSQLiteAckQueue as _AsyncFILOSQLiteAckQueue
+from ..queues.ack import AckQueue as _AsyncAckQueue
+from ..queues.ack import FILOAckQueue as _AsyncFILOAckQueue
 from ..queues.ack import PriorityAckQueue as _AsyncPriorityAckQueue
-from ..queues.ack import SQLiteAckQueue as _AsyncSQLiteAckQueue
 from ..queues.ack import UniqueAckQ as _AsyncUniqueAckQ
-from .queues import SQLiteQueue, _PriorityPuts, _UniquePuts
+from ..queues.fifo import Location
+from .queues import FIFOQueue, _PriorityPuts, _UniquePuts
 
-__all__ = ("FIFOSQLiteAckQueue", "FILOSQLiteAckQueue", "PriorityAckQueue", "SQLiteAckQueue", "UniqueAckQ")
+__all__ = (
+    "AckQueue",
+    "FIFOSQLiteAckQueue",
+    "FILOAckQueue",
+    "FILOSQLiteAckQueue",
+    "PriorityAckQueue",
+    "SQLiteAckQueue",
+    "UniqueAckQ",
+)
 
 
-class SQLiteAckQueue(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.SQLiteAckQueue`.
+_T = TypeVar("_T")
+
+
+class AckQueue(FIFOQueue[_T]):
+    """Blocking, thread-safe twin of :class:`persistq.AckQueue` (persist-queue's ``SQLiteAckQueue``).
 
     A drop-in for persist-queue's ``SQLiteAckQueue``; see the async class for
     leases, attempts and dead letters.
     """
 
-    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteAckQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncAckQueue
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         auto_resume: bool = True,
         name: str = "default",
         multithreading: bool = False,
@@ -77,27 +88,108 @@ class SQLiteAckQueue(SQLiteQueue):
         self.max_attempts: int = q.max_attempts
         self.max_acked_length: int = q.max_acked_length
 
-    def get(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> _T: ...
+    @overload
+    def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> RawItem[_T]: ...
+    @overload
+    def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> _T | RawItem[_T]: ...
+    def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Deliver the next ready item and mark it in flight (see the async ``get``)."""
-        return self._call("get", block, timeout, id, next_in_order, raw, visibility_timeout)
+        return self._call("get", block, timeout, id, next_in_order, raw, visibility_timeout)  # type: ignore[no-any-return]
 
-    def get_nowait(  # type: ignore[override]
+    @overload  # type: ignore[override]
+    def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,
+        next_in_order: bool = False,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    def get_nowait(
+        self,
+        id: int | RawItem[_T] | None,
+        next_in_order: bool,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    def get_nowait(
+        self,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         next_in_order: bool = False,
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
-        return self._call("get_nowait", id, next_in_order, raw)
+        return self._call("get_nowait", id, next_in_order, raw)  # type: ignore[no-any-return]
 
+    @overload
+    def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        raw: Literal[False] = False,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T]: ...
+    @overload
+    def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        raw: Literal[True],
+        visibility_timeout: float | None = ...,
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    def get_many(
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        raw: bool,
+        visibility_timeout: float | None = ...,
+    ) -> list[_T] | list[RawItem[_T]]: ...
     def get_many(
         self,
         max_items: int,
@@ -105,7 +197,7 @@ class SQLiteAckQueue(SQLiteQueue):
         timeout: float | None = None,
         raw: bool = False,
         visibility_timeout: float | None = _DEFAULT,
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Deliver up to ``max_items`` ready items in one transaction."""
         return self._call("get_many", max_items, block, timeout, raw, visibility_timeout)  # type: ignore[no-any-return]
 
@@ -116,23 +208,28 @@ class SQLiteAckQueue(SQLiteQueue):
             return
         self._call("task_done")
 
-    def ack(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    def ack(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item done; return its id (durable on return)."""
         return self._call("ack", item, id)  # type: ignore[no-any-return]
 
-    def ack_failed(self, item: Any = None, id: int | str | None = None) -> int:  # noqa: A002
+    def ack_failed(self, item: _T | RawItem[_T] | None = None, id: int | str | None = None) -> int:  # noqa: A002
         """Mark an item failed for good; return its id."""
         return self._call("ack_failed", item, id)  # type: ignore[no-any-return]
 
-    def nack(self, item: Any = None, id: int | str | None = None, delay: float = 0) -> int:  # noqa: A002
+    def nack(
+        self,
+        item: _T | RawItem[_T] | None = None,
+        id: int | str | None = None,  # noqa: A002
+        delay: float = 0,
+    ) -> int:
         """Give an in-flight item back (ready again after ``delay`` seconds); return its id."""
         return self._call("nack", item, id, delay)  # type: ignore[no-any-return]
 
-    def ack_many(self, items: Iterable[Any] = (), ids: Iterable[int] = ()) -> list[int]:
+    def ack_many(self, items: Iterable[_T | RawItem[_T]] = (), ids: Iterable[int] = ()) -> list[int]:
         """Ack several items and ids in one transaction."""
         return self._call("ack_many", list(items), list(ids))  # type: ignore[no-any-return]
 
-    def extend(self, item_or_id: Any, seconds: float) -> float:
+    def extend(self, item_or_id: _T | RawItem[_T] | int, seconds: float) -> float:
         """Prolong an in-flight item's lease to end ``seconds`` from now."""
         return self._call("extend", item_or_id, seconds)  # type: ignore[no-any-return]
 
@@ -144,7 +241,7 @@ class SQLiteAckQueue(SQLiteQueue):
         """Make failed items ready again with fresh attempts."""
         return self._call("requeue_failed", None if ids is None else list(ids))  # type: ignore[no-any-return]
 
-    def failed(self) -> list[dict[str, Any]]:
+    def failed(self) -> list[FailedItem[_T]]:
         """The failed items (dead letters)."""
         return self._call("failed")  # type: ignore[no-any-return]
 
@@ -174,27 +271,38 @@ class SQLiteAckQueue(SQLiteQueue):
         """Failed items."""
         return self._call("ack_failed_count")  # type: ignore[no-any-return]
 
+    def queue(self) -> list[AckRecord[_T]]:  # type: ignore[override]
+        """Every row as ``{"id", "data", "timestamp", "status", "attempts"}``, by id."""
+        return self._call("queue")  # type: ignore[no-any-return]
+
     def active_size(self) -> int:
         """Items waiting or in flight."""
         return self._call("active_size")  # type: ignore[no-any-return]
 
 
-FIFOSQLiteAckQueue = SQLiteAckQueue
+SQLiteAckQueue = AckQueue
+"""persist-queue's name for :class:`AckQueue`."""
+FIFOSQLiteAckQueue = AckQueue
+"""persist-queue's other name for :class:`AckQueue`."""
 
 
-class FILOSQLiteAckQueue(SQLiteAckQueue):
-    """Blocking twin of :class:`persistq.FILOSQLiteAckQueue` (newest first)."""
+class FILOAckQueue(AckQueue[_T]):
+    """Blocking twin of :class:`persistq.FILOAckQueue` (newest first)."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteAckQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOAckQueue
 
 
-class UniqueAckQ(_UniquePuts, SQLiteAckQueue):  # type: ignore[misc]  # put returns None for a duplicate
+FILOSQLiteAckQueue = FILOAckQueue
+"""persist-queue's name for :class:`FILOAckQueue`."""
+
+
+class UniqueAckQ(_UniquePuts[_T], AckQueue[_T]):  # type: ignore[misc]  # put returns None for a duplicate
     """Blocking twin of :class:`persistq.UniqueAckQ` (no duplicate live items)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueAckQ
 
 
-class PriorityAckQueue(_PriorityPuts, SQLiteAckQueue):  # type: ignore[misc]  # put takes a priority
+class PriorityAckQueue(_PriorityPuts[_T], AckQueue[_T]):  # type: ignore[misc]  # put takes a priority
     """Blocking twin of :class:`persistq.PriorityAckQueue` (lowest number first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncPriorityAckQueue

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import serializers as _serializers
-from ..engines.file import Durability, Skipped
 from ..queues._base import QueueStatistics
-from ..queues.file import OnCorruption
+from ..queues.file import Durability, OnCorruption, Skipped
 from ..queues.file import Queue as _AsyncQueue
 from .queues import _SyncTwin, _thread_key
 
 __all__ = ("Queue",)
 
 
-class Queue(_SyncTwin):
+_T = TypeVar("_T")
+
+
+class Queue(_SyncTwin, Generic[_T]):
     """Blocking, thread-safe twin of :class:`persistq.Queue` (the file queue).
 
     Same constructor and guarantees as the async class: with
@@ -74,7 +76,7 @@ class Queue(_SyncTwin):
         """Open the queue (the constructor already did; idempotent)."""
         self._call("open")
 
-    def __enter__(self) -> Queue:
+    def __enter__(self) -> Queue[_T]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -85,27 +87,27 @@ class Queue(_SyncTwin):
         """Items put (or found at open) and not yet marked ``task_done``."""
         return self._q.unfinished_tasks  # type: ignore[no-any-return]
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item`` at the tail (fsync'd on return with ``durability="full"``)."""
         self._call("put", item, block, timeout)
 
-    def put_nowait(self, item: Any) -> None:
+    def put_nowait(self, item: _T) -> None:
         """``put(item, block=False)``."""
         self._call("put_nowait", item)
 
-    def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> None:
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         """Put several items with one write and one fsync; all or none."""
         self._call("put_many", list(items), block, timeout)
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the next item; see the async ``get``."""
-        return self._call("_get", block, timeout, _thread_key())
+        return self._call("_get", block, timeout, _thread_key())  # type: ignore[no-any-return]
 
-    def get_nowait(self) -> Any:
+    def get_nowait(self) -> _T:
         """``get(block=False)``."""
-        return self._call("_get", False, None, _thread_key())
+        return self._call("_get", False, None, _thread_key())  # type: ignore[no-any-return]
 
-    def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[Any]:
+    def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[_T]:
         """Take up to ``max_items`` items in queue order, in one storage call."""
         return self._call("_get_many", max_items, block, timeout, _thread_key())  # type: ignore[no-any-return]
 

@@ -6,17 +6,17 @@ process's portal loop (:mod:`._portal`), one hand-off per call.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, Driver, twin_driver
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
-from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POOL_SIZE, Driver
 from ..queues.mysql import MySQLQueue as _AsyncMySQLQueue
 from .queues import SQLiteQueue
 
 __all__ = ("MySQLQueue",)
+
+_T = TypeVar("_T")
 
 
 class _MySQLTwinAttributes:
@@ -36,7 +36,7 @@ class _MySQLTwinAttributes:
         self.table_name: str = q.table_name
         self.charset: str = q.charset
         self.pool_size: int = q.pool_size
-        self.driver: str = driver  # as asked; "auto" runs PyMySQL threads here (twin_driver)
+        self.driver: str = driver  # as asked; "auto" runs PyMySQL threads here (see MySQLDatabase)
         self.timeout: float = q.timeout
         self.serializer: Any = q.serializer
         self.maxsize: int = q.maxsize
@@ -45,7 +45,7 @@ class _MySQLTwinAttributes:
         self.max_poll_interval: float = q.max_poll_interval
 
 
-class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue):
+class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue[_T]):
     """Blocking, thread-safe twin of :class:`persistq.MySQLQueue` (FIFO on MySQL / MariaDB).
 
     A drop-in for persist-queue's ``MySQLQueue``: same positional parameters
@@ -99,7 +99,7 @@ class MySQLQueue(_MySQLTwinAttributes, SQLiteQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
-            driver=twin_driver(driver),
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,

@@ -7,13 +7,11 @@ hand-off per call); only the constructor differs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import serializers as _serializers
-from ..engines.mysql import DEFAULT_POOL_SIZE, Driver, twin_driver
-from ..engines.sqlite import Durability
-from ..queues._base import DEFAULT_POLL_INTERVAL
-from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability
+from ..queues.mysql import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POOL_SIZE, Driver
 from ..queues.mysql_ack import MySQLAckQueue as _AsyncMySQLAckQueue
 from .ack import SQLiteAckQueue
 from .mysql import _MySQLTwinAttributes
@@ -21,7 +19,10 @@ from .mysql import _MySQLTwinAttributes
 __all__ = ("MySQLAckQueue",)
 
 
-class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue):
+_T = TypeVar("_T")
+
+
+class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue[_T]):
     """Blocking, thread-safe twin of :class:`persistq.MySQLAckQueue` (ack queue on MySQL / MariaDB).
 
     The ack API of :class:`persistq.sync.SQLiteAckQueue`, shared by any
@@ -78,7 +79,7 @@ class MySQLAckQueue(_MySQLTwinAttributes, SQLiteAckQueue):
             table_name=table_name,
             dsn=dsn,
             pool_size=pool_size,
-            driver=twin_driver(driver),
+            driver=driver,
             maxsize=maxsize,
             timeout=timeout,
             poll_interval=poll_interval,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, MutableMapping, ValuesView
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
 from ..pdict import MISSING, pairs_of
 from ..pdict import PDict as _AsyncPDict
+from ..queues._base import Durability
+from ..queues.fifo import Location
 from .queues import _SyncTwin
 
 if TYPE_CHECKING:
@@ -23,26 +24,30 @@ if TYPE_CHECKING:
 __all__ = ("PDict",)
 
 
-class _ItemsView(ItemsView[str, Any]):
+_V = TypeVar("_V")
+_D = TypeVar("_D")
+
+
+class _ItemsView(ItemsView[str, _V]):
     """``d.items()``: iterates pairs a page at a time (not one call per key)."""
 
-    _mapping: PDict
+    _mapping: PDict[_V]
 
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
         return self._mapping._pages("items")
 
 
-class _ValuesView(ValuesView[Any]):
+class _ValuesView(ValuesView[_V]):
     """``d.values()``: iterates values a page at a time (not one call per key)."""
 
-    _mapping: PDict
+    _mapping: PDict[_V]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_V]:
         for _, value in self._mapping._pages("items"):
             yield value
 
 
-class PDict(_SyncTwin, MutableMapping[str, Any]):
+class PDict(_SyncTwin, MutableMapping[str, _V]):
     """Blocking, thread-safe twin of :class:`persistq.PDict`: a persistent ``MutableMapping``.
 
     A drop-in for persist-queue's ``PDict`` (same constructor, plus
@@ -71,7 +76,7 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str,
         multithreading: bool = False,
         *,
@@ -101,7 +106,7 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
         """Open the storage (the constructor already did; idempotent)."""
         self._call("open")
 
-    def __enter__(self) -> PDict:
+    def __enter__(self) -> PDict[_V]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -122,10 +127,10 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
 
     # --------------------------------------------------- the mapping protocol
 
-    def __getitem__(self, key: str) -> Any:
-        return self._call("_getitem", key)
+    def __getitem__(self, key: str) -> _V:
+        return self._call("_getitem", key)  # type: ignore[no-any-return]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: _V) -> None:
         self._call("set", key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -147,11 +152,15 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
 
     # ----------------------------------------------------- the named methods
 
+    @overload
+    def get(self, key: str) -> _V | None: ...
+    @overload
+    def get(self, key: str, default: _D) -> _V | _D: ...
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is not stored."""
         return self._call("get", key, default)
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: _V) -> None:
         """Store ``value`` under ``key`` (``d[key] = value``); durable on return."""
         self._call("set", key, value)
 
@@ -171,32 +180,36 @@ class PDict(_SyncTwin, MutableMapping[str, Any]):
         """A live view of the keys, in insertion order."""
         return KeysView(self)
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[_V]:
         """A live view of the values, in insertion order."""
         return _ValuesView(self)
 
-    def items(self) -> ItemsView[str, Any]:
+    def items(self) -> ItemsView[str, _V]:
         """A live view of the ``(key, value)`` pairs, in insertion order."""
         return _ItemsView(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, _V]:
         """A plain :class:`dict` copy of the contents (one consistent snapshot)."""
         return self._call("to_dict")  # type: ignore[no-any-return]
 
+    @overload
+    def pop(self, key: str) -> _V: ...
+    @overload
+    def pop(self, key: str, default: _D) -> _V | _D: ...
     def pop(self, key: str, default: Any = MISSING) -> Any:
         """Delete ``key`` and return its value, atomically (``KeyError`` without ``default``)."""
         return self._call("pop", key, default)
 
-    def popitem(self) -> tuple[str, Any]:
+    def popitem(self) -> tuple[str, _V]:
         """Delete and return the last inserted ``(key, value)`` pair, atomically."""
         return self._call("popitem")  # type: ignore[no-any-return]
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
+    def setdefault(self, key: str, default: _V | None = None) -> _V | None:  # type: ignore[override]
         """Return the value of ``key``, storing ``default`` first if it is missing (atomic)."""
-        return self._call("setdefault", key, default)
+        return self._call("setdefault", key, default)  # type: ignore[no-any-return]
 
     def update(
-        self, other: SupportsKeysAndGetItem[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any
+        self, other: SupportsKeysAndGetItem[str, _V] | Iterable[tuple[str, _V]] = (), /, **kwargs: _V
     ) -> None:
         """Store many entries in one transaction (all or none), as :meth:`dict.update`."""
         # Read ``other`` here: it may itself be a sync PDict, which cannot be

@@ -13,22 +13,31 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from .. import serializers as _serializers
-from ..engines.sqlite import Durability
 from ..errors import QueueClosed
-from ..queues._base import DEFAULT_POLL_INTERVAL, QueueStatistics
-from ..queues.fifo import FILOSQLiteQueue as _AsyncFILOSQLiteQueue
-from ..queues.fifo import SQLiteQueue as _AsyncSQLiteQueue
+from ..queues._base import DEFAULT_POLL_INTERVAL, Durability, QueueRecord, QueueStatistics, RawItem
+from ..queues.fifo import FIFOQueue as _AsyncFIFOQueue
+from ..queues.fifo import FILOQueue as _AsyncFILOQueue
+from ..queues.fifo import Location
 from ..queues.priority import PriorityQueue as _AsyncPriorityQueue
 from ..queues.unique import UniqueQ as _AsyncUniqueQ
 from . import _portal
 
-__all__ = ("FIFOSQLiteQueue", "FILOSQLiteQueue", "PriorityQueue", "SQLiteQueue", "UniqueQ")
+__all__ = (
+    "FIFOQueue",
+    "FIFOSQLiteQueue",
+    "FILOQueue",
+    "FILOSQLiteQueue",
+    "PriorityQueue",
+    "SQLiteQueue",
+    "UniqueQ",
+)
 
 
 _Twin = TypeVar("_Twin", bound="_SyncTwin")
+_T = TypeVar("_T")
 
 
 def _thread_key() -> tuple[str, int]:
@@ -142,23 +151,24 @@ class _SyncTwin:
         return f"<persistq.sync.{type(self).__name__} {self._q!r}>"
 
 
-class SQLiteQueue(_SyncTwin):
-    """Blocking, thread-safe twin of :class:`persistq.SQLiteQueue` (FIFO).
+class FIFOQueue(_SyncTwin, Generic[_T]):
+    """Blocking, thread-safe twin of :class:`persistq.FIFOQueue` (persist-queue's ``SQLiteQueue``).
 
     A drop-in for persist-queue's ``SQLiteQueue``: same constructor and
     methods, safe from any number of threads (``multithreading`` is accepted
     and not needed), plus ``maxsize``, ``join``, ``put_many``/``get_many``,
     durability modes, ``close()`` and ``with``. ``path`` is a directory
     (created if missing, also when it ends in ``.db``) or an existing SQLite
-    database file. The constructor opens the database, so a bad path fails
-    here. See the async class for each parameter.
+    database file, or a server URL (``mysql://…``, ``postgresql://…``). The
+    constructor opens the storage, so a bad path fails here. See the async
+    class for each parameter.
     """
 
-    _async_cls: ClassVar[type[Any]] = _AsyncSQLiteQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFIFOQueue
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         name: str = "default",
         multithreading: bool = False,
         timeout: float = 10.0,
@@ -203,39 +213,82 @@ class SQLiteQueue(_SyncTwin):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int:
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` at the tail; return its id (durable on return with ``durability="full"``)."""
         return self._call_fast("_put_now", "put", item, block, timeout)  # type: ignore[no-any-return]
 
-    def put_nowait(self, item: Any) -> int:
+    def put_nowait(self, item: _T) -> int:
         """``put(item, block=False)``."""
         return self._call("put_nowait", item)  # type: ignore[no-any-return]
 
-    def put_many(self, items: Iterable[Any], block: bool = True, timeout: float | None = None) -> list[int]:
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> list[int]:
         """Put several items in one transaction (all or none); return their ids."""
         return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
 
+    @overload
     def get(
         self,
         block: bool = True,
         timeout: float | None = None,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,
+        raw: Literal[False] = False,
+    ) -> _T: ...
+    @overload
+    def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,
+        *,
+        raw: Literal[True],
+    ) -> RawItem[_T]: ...
+    @overload
+    def get(
+        self,
+        block: bool,
+        timeout: float | None,
+        id: int | RawItem[_T] | None,
+        raw: bool,
+    ) -> _T | RawItem[_T]: ...
+    def get(
+        self,
+        block: bool = True,
+        timeout: float | None = None,
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """Remove and return the next item (or the item ``id``); see the async ``get``."""
-        return self._call_fast("_get_now", "_get", block, timeout, id, raw, _thread_key())
+        return self._call_fast("_get_now", "_get", block, timeout, id, raw, _thread_key())  # type: ignore[no-any-return]
 
+    @overload
+    def get_nowait(self, id: int | RawItem[_T] | None = None, raw: Literal[False] = False) -> _T: ...
+    @overload
+    def get_nowait(self, id: int | RawItem[_T] | None = None, *, raw: Literal[True]) -> RawItem[_T]: ...
+    @overload
+    def get_nowait(self, id: int | RawItem[_T] | None, raw: bool) -> _T | RawItem[_T]: ...
     def get_nowait(
         self,
-        id: int | dict[str, Any] | None = None,  # noqa: A002 - persist-queue's name
+        id: int | RawItem[_T] | None = None,  # noqa: A002 - persist-queue's name
         raw: bool = False,
-    ) -> Any:
+    ) -> _T | RawItem[_T]:
         """``get(block=False)``."""
-        return self._call_fast("_get_now", "_get", False, None, id, raw, _thread_key())
+        return self._call_fast("_get_now", "_get", False, None, id, raw, _thread_key())  # type: ignore[no-any-return]
 
+    @overload
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, raw: Literal[False] = False
+    ) -> list[_T]: ...
+    @overload
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, *, raw: Literal[True]
+    ) -> list[RawItem[_T]]: ...
+    @overload
+    def get_many(
+        self, max_items: int, block: bool, timeout: float | None, raw: bool
+    ) -> list[_T] | list[RawItem[_T]]: ...
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None, raw: bool = False
-    ) -> list[Any]:
+    ) -> list[_T] | list[RawItem[_T]]:
         """Take up to ``max_items`` items in one transaction, in queue order."""
         return self._call("_get_many", max_items, block, timeout, raw, _thread_key())  # type: ignore[no-any-return]
 
@@ -281,11 +334,11 @@ class SQLiteQueue(_SyncTwin):
         """persist-queue's name for ``serializer`` (code written for it reads ``q._serializer``)."""
         return self._q.serializer
 
-    def queue(self) -> list[dict[str, Any]]:
+    def queue(self) -> list[QueueRecord[_T]]:
         """Every waiting item as ``{"id", "data", "timestamp"}``, in get order."""
         return self._call("queue")  # type: ignore[no-any-return]
 
-    def update(self, item: Any, id: int | None = None) -> int:  # noqa: A002
+    def update(self, item: _T | RawItem[_T], id: int | None = None) -> int:  # noqa: A002
         """Replace the data of a stored item; return its id."""
         return self._call("update", item, id)  # type: ignore[no-any-return]
 
@@ -298,58 +351,65 @@ class SQLiteQueue(_SyncTwin):
         return self._q.statistics()  # type: ignore[no-any-return]
 
 
-FIFOSQLiteQueue = SQLiteQueue
+SQLiteQueue = FIFOQueue
+"""persist-queue's name for :class:`FIFOQueue`."""
+FIFOSQLiteQueue = FIFOQueue
+"""persist-queue's other name for :class:`FIFOQueue`."""
 
 
-class FILOSQLiteQueue(SQLiteQueue):
-    """Blocking, thread-safe twin of :class:`persistq.FILOSQLiteQueue` (newest first)."""
+class FILOQueue(FIFOQueue[_T]):
+    """Blocking, thread-safe twin of :class:`persistq.FILOQueue` (newest first)."""
 
-    _async_cls: ClassVar[type[Any]] = _AsyncFILOSQLiteQueue
+    _async_cls: ClassVar[type[Any]] = _AsyncFILOQueue
 
 
-class _UniquePuts(_SyncTwin):
+FILOSQLiteQueue = FILOQueue
+"""persist-queue's name for :class:`FILOQueue`."""
+
+
+class _UniquePuts(_SyncTwin, Generic[_T]):
     """The put methods of the unique kinds (``None`` for a duplicate)."""
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> int | None:
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int | None:
         """Put ``item`` unless an equal item is waiting; return its id or ``None``."""
         return self._call_fast("_put_now", "put", item, block, timeout)  # type: ignore[no-any-return]
 
-    def put_nowait(self, item: Any) -> int | None:
+    def put_nowait(self, item: _T) -> int | None:
         """``put(item, block=False)``."""
         return self._call("put_nowait", item)  # type: ignore[no-any-return]
 
     def put_many(
-        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> list[int | None]:
         """Put several items in one transaction; ``None`` for each duplicate."""
         return self._call("put_many", list(items), block, timeout)  # type: ignore[no-any-return]
 
 
-class _PriorityPuts(_SyncTwin):
+class _PriorityPuts(_SyncTwin, Generic[_T]):
     """The put methods of the priority kinds."""
 
-    def put(self, item: Any, priority: int = 0, block: bool = True, timeout: float | None = None) -> int:
+    def put(self, item: _T, priority: int = 0, block: bool = True, timeout: float | None = None) -> int:
         """Put ``item`` with ``priority`` (lower comes out first); return its id."""
         return self._call_fast("_put_now", "put", item, priority, block, timeout)  # type: ignore[no-any-return]
 
-    def put_nowait(self, item: Any, priority: int = 0) -> int:
+    def put_nowait(self, item: _T, priority: int = 0) -> int:
         """``put(item, priority, block=False)``."""
         return self._call("put_nowait", item, priority)  # type: ignore[no-any-return]
 
     def put_many(
-        self, items: Iterable[Any], priority: int = 0, block: bool = True, timeout: float | None = None
+        self, items: Iterable[_T], priority: int = 0, block: bool = True, timeout: float | None = None
     ) -> list[int]:
         """Put several items with one priority in one transaction; return their ids."""
         return self._call("put_many", list(items), priority, block, timeout)  # type: ignore[no-any-return]
 
 
-class UniqueQ(_UniquePuts, SQLiteQueue):  # type: ignore[misc]  # put returns None for a duplicate
+class UniqueQ(_UniquePuts[_T], FIFOQueue[_T]):  # type: ignore[misc]  # put returns None for a duplicate
     """Blocking, thread-safe twin of :class:`persistq.UniqueQ` (no duplicate waiting items)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueQ
 
 
-class PriorityQueue(_PriorityPuts, SQLiteQueue):  # type: ignore[misc]  # put takes a priority
+class PriorityQueue(_PriorityPuts[_T], FIFOQueue[_T]):  # type: ignore[misc]  # put takes a priority
     """Blocking, thread-safe twin of :class:`persistq.PriorityQueue` (lowest number first)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncPriorityQueue

@@ -1,4 +1,11 @@
-"""Thread primitives that are real OS threads and locks, even in a green process.
+"""The runtime helpers shared by the portal, the green-thread support and the engines.
+
+This module sits below both :mod:`persistq.sync` and :mod:`persistq.engines`
+(it imports neither). It holds:
+
+* which event-loop threads may run storage work inline (:func:`allow_inline`,
+  :func:`inline_allowed`) and the fast paths' :data:`NOT_NOW` answer;
+* thread primitives that are real OS threads and locks, even in a green process.
 
 persistq's storage threads and the sync portal's loop thread must be real OS
 threads, and the locks and conditions they wait on must be real locks. In a
@@ -31,6 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = (
     "GREEN",
+    "NOT_NOW",
+    "allow_inline",
+    "inline_allowed",
     "Condition",
     "Event",
     "Lock",
@@ -193,3 +203,33 @@ if TYPE_CHECKING or GREEN is None:
     from threading import Condition, Event, Lock, Thread, current_thread, get_ident, local
 else:
     Thread, Lock, Condition, Event, local, current_thread, get_ident = _build(GREEN)
+
+
+_inline_local = _std.local()
+
+
+def allow_inline() -> None:
+    """Let the event loop of the calling thread run storage batches itself.
+
+    Only for a private loop that serves blocking callers (the portal): a batch
+    then blocks this loop for the length of a commit.
+    """
+    _inline_local.inline = True
+
+
+def inline_allowed() -> bool:
+    """Whether the calling thread is a loop thread that may run storage work inline (the portal)."""
+    return getattr(_inline_local, "inline", False)
+
+
+class _NotNow:
+    """The answer of a fast path that cannot finish without waiting."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_NOW"
+
+
+NOT_NOW: Any = _NotNow()
+"""What a synchronous fast path (``put_now``, ``claim_now`` …) returns when the call must go async."""
