@@ -71,12 +71,29 @@ def unique_name(env: dict[str, str], prefix: str, tables: tuple[str, ...]) -> It
     drop_tables(env, *(t.format(name=qname) for t in tables))
 
 
-def dsn(env: dict[str, str], name: str) -> str:
-    """The DSN of queue ``name`` on the test server."""
+def url(env: dict[str, str]) -> str:
+    """The ``mysql://`` location of the test server's database (no table: ``name=`` picks it)."""
     return (
         f"mysql://{quote(env['user'], safe='')}:{quote(env['password'], safe='')}"
-        f"@{env['host']}:{env['port']}/{env['database']}?table={name}"
+        f"@{env['host']}:{env['port']}/{env['database']}"
     )
+
+
+def dsn(env: dict[str, str], name: str) -> str:
+    """The DSN of queue ``name`` on the test server."""
+    return f"{url(env)}?table={name}"
+
+
+def drop_matching(env: dict[str, str], marker: str) -> None:
+    """Drop every table whose name holds ``marker`` (any kind's, pending and dict tables too)."""
+    rows = sql(
+        env,
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name LIKE %s",
+        (f"%{marker}%",),
+    )
+    if rows:
+        drop_tables(env, *(str(r[0]) for r in rows))
 
 
 def kwargs(env: dict[str, str], name: str) -> dict[str, Any]:

@@ -93,6 +93,17 @@ def drop_tables(env: dict[str, str], *tables: str) -> None:
                     conn.execute(f"DELETE FROM {meta} WHERE tbl = %s", (t,))
 
 
+def drop_matching(env: dict[str, str], marker: str) -> None:
+    """Drop every table whose name holds ``marker`` (any kind's, pending and dict tables too)."""
+    rows = sql(
+        env,
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
+        (f"%{marker}%",),
+    )
+    if rows:
+        drop_tables(env, *(str(r[0]) for r in rows))
+
+
 @contextlib.contextmanager
 def fresh_tables(env: dict[str, str], prefix: str = "postgres_", count: int = 1) -> Iterator[list[str]]:
     """``count`` fresh table names starting with ``prefix``; dropped afterwards."""

@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _mysql_support
+import _pg_support
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,8 +152,8 @@ def chains() -> list[Chain]:
 CHAINS = chains()
 
 
-def _rewrite(code: str, placeholder: str, env: dict[str, str], prefix: str, tables: set[str]) -> str:
-    """``code`` pointed at the test server, each ``table=NAME`` made fresh (and noted in ``tables``)."""
+def _rewrite(code: str, placeholder: str, env: dict[str, str], prefix: str) -> str:
+    """``code`` pointed at the test server, each ``table=NAME`` made fresh by ``prefix``."""
     from urllib.parse import quote
 
     server = (
@@ -160,9 +162,7 @@ def _rewrite(code: str, placeholder: str, env: dict[str, str], prefix: str, tabl
     )
 
     def table(match: re.Match[str]) -> str:
-        name = prefix + match.group(2)
-        tables.add(name)
-        return match.group(1) + name
+        return match.group(1) + prefix + match.group(2)
 
     return _TABLE.sub(table, code.replace(placeholder, server))
 
@@ -196,65 +196,30 @@ def _run(block: Block, code: str, cwd: Path) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def _pg_env() -> dict[str, str]:
-    """The throwaway PostgreSQL's settings; fail on CI without a server, else skip."""
-    from _engines import pg_env
-
-    found = pg_env()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: start them through `make test`")
-        pytest.skip("run through `make test` to start the throwaway PostgreSQL")
-    pytest.importorskip("psycopg")
-    return found
-
-
-def _drop_pg(env: dict[str, str], prefix: str) -> None:
-    """Drop every table whose name holds ``prefix`` (data, pending, dict tables) and its serializer record."""
-    import psycopg
-    from _engines import server_url
-
-    with psycopg.connect(server_url("postgresql", env), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
-            (f"%{prefix}%",),
-        ).fetchall()
-        for (name,) in rows:
-            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
-        if conn.execute("SELECT to_regclass('persistq_meta')").fetchone() != (None,):
-            conn.execute("DELETE FROM persistq_meta WHERE tbl LIKE %s", (f"%{prefix}%",))
-
-
 @pytest.mark.parametrize("chain", CHAINS, ids=[c.id for c in CHAINS])
 def test_docs_example_runs(chain: Chain, tmp_path: Path) -> None:
     """The example (and the steps that continue it) exits 0 in a fresh directory."""
-    tables: set[str] = set()
     env: dict[str, str] | None = None
     service = chain.service
     if service == "mysql":
-        from _mysql_support import server_env
-
-        env = server_env()
+        env = _mysql_support.server_env()
     elif service == "postgresql":
-        env = _pg_env()
+        env = _pg_support.server_env()
     prefix = f"docs{uuid.uuid4().hex[:8]}_"
     try:
         for block in chain.blocks:
             code = block.code
             if service is not None and env is not None:
-                code = _rewrite(code, SERVICES[service], env, prefix, tables)
+                code = _rewrite(code, SERVICES[service], env, prefix)
             result = _run(block, code, tmp_path)
             assert result.returncode == 0, (
                 f"{block.page}:{block.line} exited {result.returncode}\n"
                 f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
             )
     finally:
-        if service == "mysql" and env is not None and tables:
-            from _mysql_support import drop_tables
-
-            drop_tables(env, *(f"{kind}_{t}" for t in tables for kind in ("queue", "ack_queue")))
-        elif service == "postgresql" and env is not None:
-            _drop_pg(env, prefix)
+        if env is not None:
+            # Every table the example made carries the prefix: data, pending and dict tables alike.
+            (_mysql_support if service == "mysql" else _pg_support).drop_matching(env, prefix)
 
 
 def test_docs_markers_are_well_formed() -> None:

@@ -13,8 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import _mysql_support
+import _pg_support
 import pytest
-from test_docs import SERVICES, _drop_pg, _pg_env, _rewrite
+from test_docs import SERVICES, _rewrite
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEXT = README.read_text(encoding="utf-8")
@@ -28,17 +30,14 @@ def test_readme_example_runs(service: str, code: str, tmp_path: Path) -> None:
     """The README example exits 0 when run in an empty directory (on the test server when it needs one)."""
     env: dict[str, str] | None = None
     prefix = f"readme{uuid.uuid4().hex[:8]}_"
-    tables: set[str] = set()
     if service == "mysql":
-        from _mysql_support import server_env
-
-        env = server_env()
+        env = _mysql_support.server_env()
     elif service == "postgresql":
-        env = _pg_env()
+        env = _pg_support.server_env()
     elif service:
         pytest.fail(f"unknown requirement {service!r}")
     if env is not None:
-        code = _rewrite(code, SERVICES[service], env, prefix, tables)
+        code = _rewrite(code, SERVICES[service], env, prefix)
     try:
         result = subprocess.run(
             [sys.executable, "-W", "error", "-c", code],
@@ -48,12 +47,9 @@ def test_readme_example_runs(service: str, code: str, tmp_path: Path) -> None:
             timeout=60,
         )
     finally:
-        if service == "postgresql" and env is not None:
-            _drop_pg(env, prefix)
-        elif service == "mysql" and env is not None and tables:
-            from _mysql_support import drop_tables
-
-            drop_tables(env, *(f"{kind}_{t}" for t in tables for kind in ("queue", "ack_queue")))
+        if env is not None:
+            # Every table the example made carries the prefix: data, pending and dict tables alike.
+            (_mysql_support if service == "mysql" else _pg_support).drop_matching(env, prefix)
     assert result.returncode == 0, result.stderr
 
 
