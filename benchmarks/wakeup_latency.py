@@ -25,18 +25,23 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+
+from _scenarios import SERVER_ENGINES, ServerEngine, fresh_name  # noqa: E402
 
 import persistq.sync  # noqa: E402
 
 CONSUMER = """
 import sys, time, persistq.sync
-q = persistq.sync.FIFOQueue(sys.argv[1], name=sys.argv[2])
+from _scenarios import SERVER_ENGINES
+engine = SERVER_ENGINES[sys.argv[1]]
+args, kwargs = engine.persistq_args(engine.config(), sys.argv[2])
+q = getattr(persistq.sync, engine.fifo_class)(*args, **kwargs)
 print("ready", flush=True)
 while True:
     item = q.get()
@@ -48,25 +53,16 @@ q.close()
 """
 
 
-def _mysql_url() -> str | None:
-    env = {k: os.environ.get(f"PERSISTQ_MYSQL_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")}
-    if not all(env.values()):
-        return None
-    return (
-        f"mysql://{quote(env['USER'] or '', safe='')}:{quote(env['PASSWORD'] or '', safe='')}"
-        f"@{env['HOST']}:{env['PORT']}/{env['DATABASE']}"
-    )
-
-
-def measure(url: str, samples: int) -> list[float]:
+def measure(engine: ServerEngine, cfg: dict[str, Any], samples: int) -> list[float]:
     """Latencies in seconds, from put's return to get's return in another process."""
-    name = "wake" + uuid.uuid4().hex[:10]
-    producer = persistq.sync.FIFOQueue(url, name=name)
+    name = fresh_name()
+    args, kwargs = engine.persistq_args(cfg, name)
+    producer = getattr(persistq.sync, engine.fifo_class)(*args, **kwargs)
     child = subprocess.Popen(
-        [sys.executable, "-c", CONSUMER, url, name],
+        [sys.executable, "-c", CONSUMER, engine.name, name],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(REPO), str(HERE)))},
     )
     assert child.stdout is not None
     try:
@@ -89,33 +85,7 @@ def measure(url: str, samples: int) -> list[float]:
             child.wait()
         child.stdout.close()
         producer.close()
-        _drop(url, name)
-
-
-def _drop(url: str, name: str) -> None:
-    if url.startswith("mysql"):
-        import pymysql
-
-        env = {k: os.environ[f"PERSISTQ_MYSQL_{k}"] for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")}
-        conn = pymysql.connect(
-            host=env["HOST"],
-            port=int(env["PORT"]),
-            user=env["USER"],
-            password=env["PASSWORD"],
-            database=env["DATABASE"],
-            autocommit=True,
-        )
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `queue_{name}`, `persistq_pending_queue_{name}`")
-        conn.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            for (table,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"%{name}%",)
-            ).fetchall():
-                conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+        engine.drop(cfg, name)
 
 
 def main() -> None:
@@ -124,10 +94,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    engines = [
-        ("MySQL/MariaDB (polling)", _mysql_url()),
-        ("PostgreSQL (LISTEN/NOTIFY)", os.environ.get("PERSISTQ_PG_DSN")),
-    ]
+    how = {"mysql": "polling", "postgresql": "LISTEN/NOTIFY"}
     lines = [
         f"Cross-process wake-up of a blocked `get`, {args.samples} puts 50-150 ms apart "
         "(ms from put's return)",
@@ -135,11 +102,13 @@ def main() -> None:
         "| engine | p50 | p90 | max |",
         "|---|---:|---:|---:|",
     ]
-    for label, url in engines:
-        if url is None:
-            lines.append(f"| {label} | not configured | | |")
+    for engine in SERVER_ENGINES.values():
+        label = f"{engine.title} ({how.get(engine.name, '?')})"
+        cfg = engine.config()
+        if cfg is None:
+            lines.append(f"| {label} | not configured ({engine.env_help}) | | |")
             continue
-        lat = sorted(x * 1000 for x in measure(url, args.samples))
+        lat = sorted(x * 1000 for x in measure(engine, cfg, args.samples))
         p50 = statistics.median(lat)
         p90 = lat[int(len(lat) * 0.9) - 1]
         lines.append(f"| {label} | {p50:.1f} | {p90:.1f} | {lat[-1]:.1f} |")
