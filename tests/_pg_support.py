@@ -82,9 +82,9 @@ def sql(env: dict[str, str], statement: str, args: Any = None) -> list[Any]:
 
 def drop_tables(env: dict[str, str], *tables: str) -> None:
     """Drop ``tables`` (and their pending tables) and forget their serializer and change rows."""
-    from persistq.engines.postgres import derived_name, quote_ident
+    from persistq.engines.postgres import pending_table, quote_ident
 
-    names = [*tables, *(derived_name("persistq_pending_", t) for t in tables)]
+    names = [*tables, *(pending_table(t) for t in tables)]
     with connect(env) as conn:
         conn.execute("DROP TABLE IF EXISTS " + ", ".join(quote_ident(n) for n in names))
         for t in tables:

@@ -35,6 +35,7 @@ __all__ = (
     "dict_store",
     "parse_location",
     "queue_store",
+    "schemes_of",
     "server_location",
 )
 
@@ -91,6 +92,11 @@ def _require(scheme: str) -> EngineName:
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(module, extra)
     return engine
+
+
+def schemes_of(engine: EngineName) -> tuple[str, ...]:
+    """The URL schemes that name ``engine`` (``("mysql", "mariadb", "mysql+pymysql")`` …)."""
+    return tuple(scheme for scheme, (name, _, _) in ENGINES.items() if name == engine)
 
 
 def parse_location(location: object) -> Location:

@@ -40,6 +40,7 @@ from .inspection import (
     queue_info,
     status_counts,
 )
+from .locations import schemes_of
 from .mysql import MySQLParams, _message, _pending_table, _pymysql, _q, parse_dsn
 from .sqlite_ack import UNACK
 
@@ -55,7 +56,7 @@ __all__ = (
     "verify",
 )
 
-SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
+SCHEMES = schemes_of("mysql")
 """The URL schemes of a MySQL / MariaDB target."""
 
 _ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}

@@ -103,6 +103,7 @@ __all__ = (
     "PostgresDatabase",
     "PostgresEngine",
     "parse_pg_url",
+    "pending_table",
 )
 
 T = TypeVar("T")
@@ -147,6 +148,11 @@ def derived_name(prefix: str, table: str, suffix: str = "") -> str:
     digest = hashlib.sha1(table.encode()).hexdigest()[:12]
     keep = MAX_IDENT - len(prefix) - len(suffix) - 13
     return f"{prefix}{table[:keep]}_{digest}{suffix}"
+
+
+def pending_table(table: str) -> str:
+    """The table holding a queue table's items got and not yet done (``auto_commit=False``)."""
+    return derived_name("persistq_pending_", table)
 
 
 def check_table_name(table: str) -> str:
@@ -936,7 +942,7 @@ class PostgresEngine(PostgresDatabase):
         self.spec = spec
         self.serializer_name = serializer_name
         self._t = quote_ident(spec.table)
-        self._pending = quote_ident(derived_name("persistq_pending_", spec.table))
+        self._pending = quote_ident(pending_table(spec.table))
         self._prio = spec.order == "priority"
         self._unique = spec.unique
         self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[

@@ -43,7 +43,8 @@ from .inspection import (
     queue_info,
     status_counts,
 )
-from .postgres import PGParams, derived_name, parse_pg_url, quote_ident
+from .locations import schemes_of
+from .postgres import NOW_SQL, PGParams, parse_pg_url, pending_table, quote_ident
 
 __all__ = (
     "SCHEMES",
@@ -57,11 +58,10 @@ __all__ = (
     "verify",
 )
 
-SCHEMES = ("postgresql", "postgres")
+SCHEMES = schemes_of("postgresql")
 """The URL schemes of a PostgreSQL target."""
 
 _ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
-_NOW = "extract(epoch from clock_timestamp())"
 
 
 def _parse(url: str) -> PGParams:
@@ -69,10 +69,6 @@ def _parse(url: str) -> PGParams:
         return parse_pg_url(url)
     except ValueError as exc:
         raise LocationError(str(exc)) from None
-
-
-def _pending(table: str) -> str:
-    return derived_name("persistq_pending_", table)
 
 
 def safe_location(url: str) -> str:
@@ -162,7 +158,7 @@ def _size(conn: Any, table: str) -> int:
 def _stats(conn: Any, ref: QueueRef) -> QueueInfo:
     assert ref.table is not None
     t = quote_ident(ref.table)
-    pending = _pending(ref.table)
+    pending = pending_table(ref.table)
     counts = empty_counts(ref)
     oldest: float | None = None
     size = _size(conn, ref.table)
@@ -172,7 +168,7 @@ def _stats(conn: Any, ref: QueueRef) -> QueueInfo:
         rows = conn.execute(f"SELECT status, COUNT(*), MIN(timestamp) FROM {t} GROUP BY status").fetchall()
         oldest = status_counts(counts, rows)
         # Leases are kept in the server's clock.
-        expired = conn.execute(f"SELECT COUNT(*) FROM {t} WHERE status = {UNACK} AND pq_lease <= {_NOW}")
+        expired = conn.execute(f"SELECT COUNT(*) FROM {t} WHERE status = {UNACK} AND pq_lease <= {NOW_SQL}")
         counts["expired"] = int(expired.fetchone()[0])
     else:
         n, oldest = conn.execute(f"SELECT COUNT(*), MIN(timestamp) FROM {t}").fetchone()
@@ -278,7 +274,7 @@ def purge(
                 assert q.table is not None
                 where = f" WHERE status <> {UNACK}" if q.ack and not in_flight else ""
                 n = conn.execute(f"DELETE FROM {quote_ident(q.table)}{where}").rowcount
-                pending = _pending(q.table)
+                pending = pending_table(q.table)
                 if in_flight and not q.ack and _exists(conn, pending):
                     n += conn.execute(f"DELETE FROM {quote_ident(pending)}").rowcount
                 out[q.table] = int(n)
@@ -299,7 +295,7 @@ def optimize(url: str, kinds: Sequence[KindSpec], table: str | None = None) -> V
         names = [
             name
             for q in tables
-            for name in (str(q.table), _pending(str(q.table)))
+            for name in (str(q.table), pending_table(str(q.table)))
             if name == q.table or (not q.ack and _exists(conn, name))
         ]
         before = sum(_size(conn, name) for name in names)
