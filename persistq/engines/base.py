@@ -43,6 +43,7 @@ __all__ = (
     "DELAYED",
     "INITED",
     "NAME_PATTERN",
+    "ORDER_BY",
     "READY",
     "UNACK",
     "AckBefore",
@@ -87,6 +88,9 @@ Entry = tuple[int, str, bytes]
 PageKind = Literal["keys", "items"]
 
 INITED, READY, UNACK, DELAYED, ACKED, ACK_FAILED = 0, 1, 2, 3, 5, 9
+
+ORDER_BY: dict[str, str] = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
+"""The ``ORDER BY`` of each :data:`Order` over a queue table's ``_id`` and ``priority`` columns."""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """What a valid queue or table name matches (whole)."""

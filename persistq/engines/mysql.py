@@ -75,6 +75,7 @@ from ..errors import (
     StorageError,
 )
 from ._worker import NOT_NOW, Job, Worker, _wake_asyncio, run_job, run_job_asyncio, stop_worker
+from .base import ORDER_BY
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 from .sqlite_ack import AckTableSpec
 
@@ -1034,9 +1035,6 @@ def _insert_rows(
     return ids
 
 
-_ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
-
-
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -1072,14 +1070,14 @@ class MySQLQueueTable(MySQLDatabase):
         driver: Driver = "auto",
     ) -> None:
         check_table_name(spec.table)
-        if spec.order not in _ORDER_BY:
+        if spec.order not in ORDER_BY:
             raise ValueError(f"order must be 'fifo', 'filo' or 'priority', not {spec.order!r}")
         super().__init__(params, spec.table, pool_size, lock_timeout, driver)
         self.serializer_name = serializer_name
         self._t = _q(spec.table)
         self._prio = spec.order == "priority"
         self._unique = bool(spec.unique)
-        self._order_by = _ORDER_BY[spec.order]
+        self._order_by = ORDER_BY[spec.order]
         self._priority_col = "priority" if self._prio else "NULL"
         # Owners are "hostname/token": only this host can tell whether a
         # process of this host is alive.

@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .base import ORDER_BY
 from .inspection import (
     PEEK_STATUSES,
     InspectionError,
@@ -59,7 +60,6 @@ __all__ = (
 SCHEMES = schemes_of("mysql")
 """The URL schemes of a MySQL / MariaDB target."""
 
-_ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
 _CONNECT_TIMEOUT = 10
 
 
@@ -239,7 +239,7 @@ def peek(
                 ]
             prio = ref.order == "priority"
             extra = ", priority" if prio else ""
-            order = _ORDER_BY[ref.order]
+            order = ORDER_BY[ref.order]
             if ref.ack:
                 marks = ", ".join(["%s"] * len(statuses))
                 cur.execute(

@@ -95,6 +95,7 @@ from ..errors import (
 )
 from . import _pg_listen
 from ._worker import NOT_NOW, Job, Worker, run_job, stop_worker
+from .base import ORDER_BY
 from .sqlite import NewRow, PendingRow, Row, TableSpec, validate_name
 
 __all__ = (
@@ -945,9 +946,7 @@ class PostgresEngine(PostgresDatabase):
         self._pending = quote_ident(pending_table(spec.table))
         self._prio = spec.order == "priority"
         self._unique = spec.unique
-        self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[
-            spec.order
-        ]
+        self._order_by = ORDER_BY[spec.order]
         self._pcol = "priority" if self._prio else "NULL::bigint"
         # Owners are "hostname/token": only this host can tell whether a
         # process of this host is alive (see recover()).

@@ -55,6 +55,7 @@ from typing import Any
 
 from ..errors import ItemNotFound
 from ._worker import NOT_NOW, Job
+from .base import ORDER_BY
 from .postgres import (
     _ADVISORY_NS,
     DEFAULT_POOL_SIZE,
@@ -131,9 +132,7 @@ class PostgresAckEngine(PostgresDatabase):
         self._prio = spec.order == "priority"
         self._unique = spec.unique
         self._desc = spec.order == "filo"
-        self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[
-            spec.order
-        ]
+        self._order_by = ORDER_BY[spec.order]
         self._pcol = "priority" if self._prio else "NULL::bigint"
         # Owners are "hostname/token": only this host can tell whether a
         # process of this host is alive (see resume()).

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._pg_listen import CHANNEL
-from .base import UNACK
+from .base import ORDER_BY, UNACK
 from .inspection import (
     PEEK_STATUSES,
     InspectionError,
@@ -60,8 +60,6 @@ __all__ = (
 
 SCHEMES = schemes_of("postgresql")
 """The URL schemes of a PostgreSQL target."""
-
-_ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}
 
 
 def _parse(url: str) -> PGParams:
@@ -219,7 +217,7 @@ def peek(
             return ref, [RawRecord(bytes(d), key=str(k)) for k, d in rows]
         prio = ref.order == "priority"
         extra = ", priority" if prio else ""
-        order = _ORDER_BY[ref.order]
+        order = ORDER_BY[ref.order]
         if ref.ack:
             rows = conn.execute(
                 f"SELECT _id, data, timestamp, status, pq_attempts{extra} FROM {t} "

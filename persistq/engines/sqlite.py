@@ -34,7 +34,17 @@ from ..errors import (
     StorageError,
 )
 from ._worker import NOT_NOW, Job, Worker, checked_worker, run_job, stop_worker, try_now
-from .base import Durability, NewRow, PendingRow, Row, TableSpec, now, validate_durability, validate_name
+from .base import (
+    ORDER_BY,
+    Durability,
+    NewRow,
+    PendingRow,
+    Row,
+    TableSpec,
+    now,
+    validate_durability,
+    validate_name,
+)
 
 __all__ = (
     "Durability",
@@ -679,9 +689,7 @@ class SQLiteEngine(SQLiteDatabase):
         # Columns read back for every row: the priority column only exists on
         # priority tables.
         self._cols = "_id, data, timestamp, " + ("priority" if self._prio else "NULL")
-        self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[
-            spec.order
-        ]
+        self._order_by = ORDER_BY[spec.order]
 
     def _use_table(self, spec: TableSpec) -> None:
         self.spec = spec

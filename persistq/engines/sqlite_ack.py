@@ -30,6 +30,7 @@ from .base import (
     ACKED,
     DELAYED,
     INITED,
+    ORDER_BY,
     READY,
     UNACK,
     AckBefore,
@@ -87,9 +88,7 @@ class SQLiteAckEngine(SQLiteDatabase):
         self._cols = (
             "_id, data, timestamp, " + ("priority" if self._prio else "NULL") + ", status, pq_attempts"
         )
-        self._order_by = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC"}[
-            spec.order
-        ]
+        self._order_by = ORDER_BY[spec.order]
 
     def _create(self, conn: sqlite3.Connection) -> None:
         t = self.spec.table

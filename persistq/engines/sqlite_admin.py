@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import quote
 
+from .base import ORDER_BY
 from .inspection import (
     PEEK_STATUSES,
     CorruptQueueError,
@@ -70,7 +71,7 @@ DEFAULT_DB_FILE = "data.db"
 """The database file a queue directory holds unless ``db_file_name`` says otherwise."""
 _META = "persistq_meta"
 
-_ORDER_BY = {"fifo": "_id ASC", "filo": "_id DESC", "priority": "priority ASC, _id ASC", "key": "rowid"}
+_ORDER_BY: dict[str, str] = {**ORDER_BY, "key": "rowid"}
 
 
 def pending_table(table: str) -> str:
