@@ -25,6 +25,9 @@ def main() -> None:
         print(json.dumps(item), flush=True)
         time.sleep(600)
         return
+    # Start together: every consumer has opened its queue before any takes an item.
+    print("ready", flush=True)
+    sys.stdin.readline()
     got = []
     while True:
         try:

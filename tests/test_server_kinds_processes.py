@@ -47,12 +47,32 @@ def test_four_consumer_processes_each_item_exactly_once(kind: str, server: Place
     outs = [tmp_path / f"out{i}.json" for i in range(4)]
     procs = [
         subprocess.Popen(
-            [sys.executable, CHILD, "consume", kind, server.location, server.name, str(out)], env=_env()
+            [sys.executable, CHILD, "consume", kind, server.location, server.name, str(out)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
         for out in outs
     ]
-    for p in procs:
-        assert p.wait(timeout=120) == 0
+    try:
+        for p in procs:  # all four have opened the queue
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        for p in procs:
+            assert p.wait(timeout=120) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            for pipe in (p.stdin, p.stdout):
+                if pipe is not None:
+                    pipe.close()
     got = [item for out in outs for item in json.loads(out.read_text())]
     assert len(got) == ITEMS, "lost or duplicated items"
     assert sorted(got) == sorted(items)
