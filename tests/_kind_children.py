@@ -1,6 +1,7 @@
 """Child processes of tests/test_server_kinds_processes.py: real consumers of a kind on a server location.
 
-python _kind_children.py consume KIND URL NAME OUT   # get (and ack) until 2 s pass with nothing; items to OUT
+python _kind_children.py consume KIND URL NAME OUT   # print ready, wait for a line, then get (and ack)
+                                                      # until 2 s pass with nothing; items to OUT
 python _kind_children.py hold KIND URL NAME          # get one item, print it, then sleep until killed
 """
 
