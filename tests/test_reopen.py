@@ -61,7 +61,7 @@ async def test_a_deleted_file_is_noticed_without_a_reopen(tmp_path: Path) -> Non
             puts += 1
         assert refusal is not None
         assert "deleted or replaced" in str(refusal)
-        assert puts <= sqlite_engine._CHECKPOINT_EVERY + 2
+        assert puts <= sqlite_engine._CHECKPOINT_EVERY  # checked once per interval of commits
         with pytest.raises(StorageError):
             await q.put("again")
 

@@ -294,7 +294,12 @@ class _Connection:
         if write:
             self._commits += 1
             if self._commits >= _CHECKPOINT_EVERY and not self._checkpoint_queued:
-                self._queue_checkpoint()
+                if self.moved():
+                    # One stat per checkpoint interval: a file deleted under a
+                    # queue that nobody reopened stops taking writes here.
+                    self.stale = True
+                else:
+                    self._queue_checkpoint()
 
     def moved(self) -> bool:
         """Whether :attr:`db_path` no longer names the file this connection opened."""
@@ -311,11 +316,6 @@ class _Connection:
         self._commits = 0
         conn = self.conn
         if conn is not None and self.db_path != ":memory:":
-            if self.moved():
-                # Found on a storage thread, off the hot path: a file deleted
-                # under a queue that nobody reopened stops taking writes here.
-                self.stale = True
-                return
             # PASSIVE never waits for readers or writers; what it cannot copy now goes next time.
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
