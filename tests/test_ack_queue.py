@@ -204,15 +204,43 @@ async def test_filo_ack_queue_delivers_newest_first(qpath: str) -> None:
         assert [await q.get() for _ in range(3)] == [3, 2, 1]
 
 
-async def test_unique_ack_queue_refuses_live_duplicates_only(qpath: str) -> None:
-    """UniqueAckQ ignores an item equal to a live one, but accepts it once acked."""
+async def test_unique_ack_queue_refuses_remembered_duplicates(qpath: str) -> None:
+    """UniqueAckQ ignores an item equal to a waiting, in-flight or acked one, until clear_acked_data."""
     async with persistq.UniqueAckQ(qpath) as q:
         assert await q.put({"a": 1, "b": {"c": 2, "d": 3}}) is not None
         assert await q.put({"b": {"d": 3, "c": 2}, "a": 1}) is None
         item = await q.get()
-        assert await q.put(item) is None  # in flight is live
+        assert await q.put(item) is None  # in flight
         await q.ack(item)
+        assert await q.put(item) is None  # acked: persist-queue's UNIQUE (data) refuses it too
+        await q.clear_acked_data(keep_latest=0)
         assert await q.put(item) is not None
+
+
+async def test_unique_ack_fingerprints_survive_trimming_and_reopen(qpath: str) -> None:
+    """Acked rows trimmed beyond max_acked_length leave a fingerprint, not their data, that refuses puts."""
+    async with persistq.UniqueAckQ(qpath, max_acked_length=1) as q:
+        await q.put_many(["secret-1", "secret-2", "secret-3"])
+        for _ in range(3):
+            await q.ack(await q.get())
+        assert await q.acked_count() == 1
+    conn = sqlite3.connect(os.path.join(qpath, "data.db"))
+    try:
+        fingerprints = conn.execute("SELECT digest FROM persistq_done_ack_unique_queue_default").fetchall()
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(persistq_done_ack_unique_queue_default)")]
+    finally:
+        conn.close()
+    assert len(fingerprints) == 2
+    assert all(len(r[0]) == 32 for r in fingerprints)  # SHA-256 digests
+    assert columns == ["digest", "timestamp"]  # no data
+    async with persistq.UniqueAckQ(qpath) as q:
+        ids = await q.put_many(["secret-1", "secret-2", "secret-3", "secret-4"])
+        assert ids[:3] == [None, None, None]
+        assert ids[3] is not None
+        with pytest.raises(ValueError):
+            await q.forget_acked(-1)
+        with pytest.raises(ValueError):
+            await q.forget_acked(float("nan"))
 
 
 async def test_priority_ack_queue(qpath: str) -> None:

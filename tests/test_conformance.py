@@ -120,7 +120,43 @@ async def test_unique_kinds_store_one_copy(kind: Kind, where: Place) -> None:
         assert ids[2] is not None
         assert await q.qsize() == 3
         assert await drain(kind, q) == [{"a": 1, "b": [1, 2]}, "x", "y"]
-        assert isinstance(await q.put("x"), int)  # gone items may come again
+        if kind.ack:
+            assert await q.put("x") is None  # an acked item is remembered (persist-queue's UNIQUE)
+        else:
+            assert isinstance(await q.put("x"), int)  # a got item may come again
+
+
+@pytest.mark.anyio
+async def test_unique_ack_queue_remembers_finished_items(where: Place) -> None:
+    """UniqueAckQ refuses items equal to acked or failed ones, past max_acked_length too, until forgotten."""
+    kind = next(k for k in KINDS if k.name == "UniqueAckQ")
+    async with make(kind, where, max_acked_length=2) as q:
+        ids = await q.put_many([f"p{i}" for i in range(6)])
+        assert None not in ids
+        for _ in range(5):
+            await q.ack(await q.get())
+        assert await q.acked_count() <= 3  # trimmed (servers trim every few acks)
+        failed = await q.get()
+        await q.ack_failed(failed)
+        # Waiting, in flight, acked, trimmed, failed: every one is refused.
+        assert await q.put_many([f"p{i}" for i in range(6)]) == [None] * 6
+    async with make(kind, where) as q:
+        assert await q.put("p0") is None  # remembered across objects
+        assert await q.put("new") is not None
+        assert await q.requeue_failed() == 1  # the same row, with its id, is ready again
+        again = await q.get(raw=True)
+        assert (again["pqid"], again["data"]) == (ids[5], "p5")
+        await q.ack(id=again["pqid"])
+        assert await q.forget_acked(3600) == 0  # nothing is an hour old
+        assert await q.forget_acked(0) >= 6  # rows and fingerprints of every acked item
+        items = [f"p{i}" for i in range(6)]
+        assert None not in await q.put_many(items)
+        assert await q.qsize() == 7  # "new" was waiting, so forget_acked left it
+        while await q.qsize():
+            await q.ack(await q.get())
+        assert await q.put_many(items) == [None] * 6
+        assert await q.clear_acked_data(keep_latest=0) >= 6
+        assert None not in await q.put_many(items)
 
 
 @pytest.mark.anyio

@@ -404,8 +404,8 @@ async def test_servers_without_returning_or_skip_locked_get_the_same_results(
         assert put is not None
         assert [i is None for i in put] == [False, True, False]
         (x,) = (await a.claim(1, None, None, "tok", None, 0)).rows
-        await a.set_final([x[0]], ACKED, None)
-        assert [i is None for i in await a.put(new(b"y", b"x")) or []] == [True, False]
+        await a.set_final([x[0]], ACKED, 0)  # acked and trimmed: its fingerprint stays
+        assert [i is None for i in await a.put(new(b"y", b"x", b"z")) or []] == [True, True, False]
         await d.set("k", b"1")
         assert await d.pop("k") == b"1"
         assert await d.pop("k") is None
@@ -556,10 +556,11 @@ async def test_ack_priority_lease_expiry_redelivers_the_row(params: MySQLParams,
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("order", ORDERS)
-async def test_unique_ack_refuses_live_equals_and_replaces_finished_ones(
+async def test_unique_ack_refuses_equal_rows_of_every_status_and_trimmed_fingerprints(
     params: MySQLParams, table: str, order: Order
 ) -> None:
-    """An equal live row (new, in flight, given back) refuses a put; an acked or failed one gives way."""
+    """An equal row of any status (new, in flight, given back, acked, failed) or a trimmed row's
+    fingerprint refuses a put; clear_acked and forget_acked let it in again."""
     prio = 0 if order == "priority" else None
     async with opened(ack_engine(params, table, order, unique=True)) as e:
         ids = await e.put(new(b"a", b"b", b"a", priority=prio))
@@ -576,20 +577,27 @@ async def test_unique_ack_refuses_live_equals_and_replaces_finished_ones(
         await e.set_final([a], ACKED, None)
         put = await e.put(new(b"c", b"a", b"d", b"a", priority=prio))
         assert put is not None
+        assert put[1] is None  # acked
         assert put[3] is None
-        assert None not in put[:3]
-        assert put[0] < put[1] < put[2]
+        assert put[0] is not None
+        assert put[2] is not None
+        assert put[0] < put[2]
         live = [(r[1], r[4]) for r in await e.rows(None)]
-        assert sorted(live) == [(b"a", INITED), (b"b", INITED), (b"c", INITED), (b"d", INITED)]
+        assert sorted(live) == [(b"a", ACKED), (b"b", INITED), (b"c", INITED), (b"d", INITED)]
         await e.set_final([b], ACK_FAILED, None)
-        assert [i is None for i in await e.put(new(b"b", b"b", priority=prio)) or []] == [False, True]
+        assert await e.put(new(b"b", b"b", priority=prio)) == [None, None]  # failed
         c = put[0]
-        assert c is not None
         with pytest.raises(StorageError):
             await e.update(c, b"d")
         await e.update(c, b"C")
         assert await e.put(new(b"C", priority=prio)) == [None]
         assert None not in (await e.put(new(b"c", priority=prio)) or [None])
+        await e.set_final([c], ACKED, 0)  # trims every acked row (a, C), keeping fingerprints
+        assert all(r[4] != ACKED for r in await e.rows(None))
+        assert await e.put(new(b"a", b"C", priority=prio)) == [None, None]
+        assert await e.forget_acked(3600) == 0
+        assert await e.forget_acked(0) == 2
+        assert None not in (await e.put(new(b"a", b"C", priority=prio)) or [None])
 
 
 # --------------------------------------------------------------- dict store

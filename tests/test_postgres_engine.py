@@ -440,21 +440,34 @@ async def test_ack_nack_with_delay_extend_and_errors(env: dict[str, str], table:
 
 
 @pytest.mark.anyio
-async def test_unique_ack_refuses_live_duplicates_and_lets_finished_ones_go(
+async def test_unique_ack_refuses_equal_rows_of_every_status_and_trimmed_fingerprints(
     env: dict[str, str], table: str
 ) -> None:
-    """A unique ack table refuses bytes equal to a live row; an acked equal row gives way."""
+    """A unique ack table refuses bytes equal to any stored row or to a trimmed row's fingerprint."""
     e = await _ack(env, table, "fifo", True)
     try:
         assert (await e.put(_rows(b"u")))[0] is not None  # type: ignore[index]
         assert await e.put(_rows(b"u")) == [None]
         claim = await e.claim(1, None, None, "o", None, 0)
-        assert await e.put(_rows(b"u")) == [None]  # in flight is live
+        assert await e.put(_rows(b"u")) == [None]  # in flight
         await e.set_final([claim.rows[0][0]], ACKED, None)
-        again = await e.put(_rows(b"u"))
+        assert await e.put(_rows(b"u")) == [None]  # acked
+        ids = await e.put(_rows(b"v", b"w"))
+        assert ids is not None
+        assert None not in ids
+        await e.claim(2, None, None, "o", None, 0)
+        await e.set_final([ids[0]], ACK_FAILED, None)
+        assert await e.put(_rows(b"v")) == [None]  # failed
+        await e.set_final([ids[1]], ACKED, 0)  # trims every acked row, keeping fingerprints
+        assert await e.counts() == {9: 1}
+        fresh = await e.put(_rows(b"u", b"w", b"x"))
+        assert fresh is not None
+        assert fresh[:2] == [None, None]
+        assert fresh[2] is not None
+        assert await e.clear_acked(None, 0, False) == 2  # the two fingerprints
+        again = await e.put(_rows(b"u", b"w"))
         assert again is not None
-        assert again[0] is not None
-        assert await e.counts() == {0: 1}
+        assert None not in again
     finally:
         await e.close()
 

@@ -353,7 +353,12 @@ class AckStore(Store, Protocol):
         ...
 
     async def clear_acked(self, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
-        """Delete acked (and, with ``clear_failed``, failed) rows; how many."""
+        """Delete acked (and, with ``clear_failed``, failed) rows, and a unique table's
+        fingerprints of trimmed acked rows; how many."""
+        ...
+
+    async def forget_acked(self, older_than: float) -> int:
+        """Delete acked rows and fingerprints of items put more than ``older_than`` seconds ago; how many."""
         ...
 
     async def count(self) -> int:

@@ -83,6 +83,7 @@ from typing import Any, Literal, TypeVar
 from .._runtime import Lock  # a real lock even under gevent/eventlet
 from ..errors import CorruptionError, QueueLocked, SerializerMismatch, StorageError
 from ._worker import Job, Worker, checked_worker, run_job, stop_worker
+from .locations import file_identity
 
 __all__ = (
     "HEADER_SIZE",
@@ -144,8 +145,10 @@ _RANGE = struct.Struct("<QQQQ")
 MIGRATE_HINT = "python -m persistq migrate SRC DST"
 
 # Directories locked by queue objects of this process: a second object gets a
-# clear message even on platforms whose file locks are per process.
-_locked: dict[str, int] = {}
+# clear message even on platforms whose file locks are per process. Each entry
+# records the directory's device and inode, so a directory deleted and created
+# again at the same path is told apart from the one the holder locked.
+_locked: dict[str, tuple[int, tuple[int, int] | None, FileEngine]] = {}
 _locked_guard = Lock()
 
 
@@ -495,6 +498,8 @@ class FileEngine:
         self.waiting = 0
         """Records that a read would return now (plain int, read by the queue layer)."""
         self.opened = False
+        self.stale = False
+        """Set once the path names another directory (deleted, replaced or moved): calls refuse."""
         self._pid = os.getpid()
         self._worker: Worker | None = None
         self._lock_fd: int | None = None
@@ -543,6 +548,11 @@ class FileEngine:
         return os.path.join(self.path, f"{seg:010d}.seg")
 
     def _alive_worker(self) -> Worker:
+        if self.stale:
+            raise StorageError(
+                f"{self.path}: the queue directory was deleted or replaced since this queue opened it; "
+                "open the queue again to use the directory now at that path"
+            )
         return checked_worker(self._worker, self._pid)
 
     async def _run(
@@ -768,12 +778,19 @@ class FileEngine:
 
     def _lock(self) -> None:
         key = os.path.realpath(self.path)
+        ident = file_identity(self.path)
         with _locked_guard:
-            if _locked.get(key) == os.getpid():
-                raise QueueLocked(
-                    f"the file queue {self.path!r} is already open in this process "
-                    "(another Queue object); close it first or share that object"
-                )
+            held = _locked.get(key)
+            if held is not None and held[0] == os.getpid():
+                if held[1] == ident:
+                    raise QueueLocked(
+                        f"the file queue {self.path!r} is already open in this process "
+                        "(another Queue object); close it first or share that object"
+                    )
+                # The holder's directory was deleted or replaced: this is a new
+                # queue, and the old object must not go on writing into files
+                # nobody will read.
+                held[2].stale = True
             fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
             if not _lock_fd(fd):
                 os.close(fd)
@@ -781,7 +798,7 @@ class FileEngine:
                     f"the file queue {self.path!r} is locked by another process; a file queue "
                     "is used by one process at a time (pass lock_timeout= to wait for it)"
                 )
-            _locked[key] = os.getpid()
+            _locked[key] = (os.getpid(), ident, self)
         self._lock_fd = fd
         self._lock_key = key
 
@@ -947,8 +964,9 @@ class FileEngine:
             _unlock_fd(fd)
             os.close(fd)
             with _locked_guard:
-                if self._lock_key is not None and _locked.get(self._lock_key) == os.getpid():
-                    del _locked[self._lock_key]
+                key = self._lock_key
+                if key is not None and (held := _locked.get(key)) is not None and held[2] is self:
+                    del _locked[key]
         self._rseg = -1
 
     def _on_exit(self) -> None:

@@ -33,6 +33,7 @@ __all__ = (
     "Location",
     "ack_store",
     "dict_store",
+    "file_identity",
     "parse_location",
     "queue_store",
     "schemes_of",
@@ -40,6 +41,21 @@ __all__ = (
 )
 
 EngineName = Literal["sqlite", "mysql", "postgresql"]
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """Device and inode of what ``path`` names now, or ``None`` if nothing.
+
+    A path names a file, not an inode: engines that keep a file or directory
+    open compare this with what they opened, to tell that it was deleted,
+    replaced or moved since.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 

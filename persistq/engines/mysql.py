@@ -889,12 +889,22 @@ class _Deadlock(Exception):
         self.cause = cause
 
 
-def _pending_table(table: str) -> str:
-    name = f"persistq_pending_{table}"
+def _derived_table(prefix: str, table: str) -> str:
+    """``prefix + table``, shortened with a digest of ``table`` to fit MySQL's 64 characters."""
+    name = f"{prefix}{table}"
     if len(name) <= _MAX_IDENT:
         return name
     digest = hashlib.sha1(table.encode()).hexdigest()[:12]
-    return f"persistq_pending_{table[: _MAX_IDENT - 30]}_{digest}"
+    return f"{prefix}{table[: _MAX_IDENT - len(prefix) - 13]}_{digest}"
+
+
+def _pending_table(table: str) -> str:
+    return _derived_table("persistq_pending_", table)
+
+
+def done_table(table: str) -> str:
+    """The table of a unique ack table's trimmed acked items: their fingerprints (``data_hash``)."""
+    return _derived_table("persistq_done_", table)
 
 
 def check_table_name(table: str) -> str:

@@ -60,9 +60,12 @@ from .mysql import (
     MySQLQueueTable,
     _delete_ids,
     _id_chunks,
+    _insert_many,
     _insert_rows,
     _opt_int,
+    _q,
     _select_ids,
+    done_table,
 )
 from .sqlite import NewRow
 from .sqlite_ack import ACK_FAILED, ACKED, DELAYED, INITED, READY, UNACK, AckRow, AckTableSpec, Claim
@@ -84,11 +87,6 @@ _Before = tuple[int, int, int, "float | None", "str | None", "float | None"]
 _Probe = tuple[float, bool, bool, "float | None", "float | None"]
 
 
-def _finished(found: Sequence[tuple[Any, ...]]) -> list[int]:
-    """The ids of the ``(_id, status)`` rows that are acked or failed."""
-    return [int(r[0]) for r in found if int(r[1]) in (ACKED, ACK_FAILED)]
-
-
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -106,8 +104,10 @@ class MySQLAckEngine(MySQLQueueTable):
     priority, _id)``: lowest priority first, then lowest ``_id``; delivered
     rows carry the priority as their fourth field); unique (a ``data_hash
     BINARY(32)`` column, SHA-256 of the data, with a UNIQUE index: a put of
-    bytes equal to a live row, waiting or in flight, stores nothing and its
-    id is ``None``; an equal row that is acked or failed gives way to it).
+    bytes equal to a stored row, waiting, in flight, acked or failed, stores
+    nothing and its id is ``None``; acked rows trimmed beyond ``keep_acked``
+    leave their hash in ``persistq_done_{table}``, which refuses equal puts
+    too, until ``clear_acked`` or ``forget_acked``).
 
     Args: as :class:`~persistq.engines.mysql.MySQLQueueTable`, with an
     :class:`~persistq.engines.sqlite_ack.AckTableSpec`.
@@ -121,6 +121,7 @@ class MySQLAckEngine(MySQLQueueTable):
         # Claims walk (status, priority, _id) on a priority table, (status, _id) otherwise.
         self._ready_index = "status_prio" if self._prio else "status_id"
         self._state_cols = f"{self._STATE}, {self._priority_col}"
+        self._done = _q(done_table(spec.table))
         self._acks_untrimmed = 0
         # When this engine last swept, and whether ready rows existed then
         # (or were made since by this engine): claims between sweeps look at
@@ -140,6 +141,11 @@ class MySQLAckEngine(MySQLQueueTable):
             "INDEX status_id (status, _id), INDEX status_lease (status, pq_lease), "
             f"INDEX status_ready (status, pq_ready_at){indexes}) ENGINE=InnoDB"
         )
+        if self._unique:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._done} (data_hash BINARY(32) NOT NULL PRIMARY KEY, "
+                "timestamp DOUBLE NOT NULL) ENGINE=InnoDB"
+            )
         self._check_serializer(cur, t, self.serializer_name, existed)
 
     # ------------------------------------------------------------- helpers
@@ -185,22 +191,22 @@ class MySQLAckEngine(MySQLQueueTable):
         columns = self._put_columns("status")
         rows = [self._new_values(data, ts, priority, INITED) for data, ts, priority in items]
         ids = _insert_rows(cur, self._server, self._t, columns, rows, self._unique)
-        if self._unique and None in ids:
-            # An equal row that is finished (acked or failed) gives way, as on
-            # SQLite. Rare: then this put's rows go again, after the finished
-            # ones are gone, so the put keeps its order and the ids ascend.
-            hashes = list(dict.fromkeys(r[-1] for r, i in zip(rows, ids, strict=True) if i is None))
-            t = self._t
-            # Read without a lock first: the equal rows are live nearly always,
-            # and locking them would make this put wait for (and deadlock
-            # with) the consumers and producers working on them.
-            finished = _finished(_select_ids(cur, t, f"{t}._id, status", hashes, column="data_hash"))
-            if finished:
-                # Locked, then looked at again: they may have changed since.
-                finished = _finished(_select_ids(cur, t, f"{t}._id, status", finished, " FOR UPDATE"))
-            if finished:
-                _delete_ids(cur, t, sorted(finished + [i for i in ids if i is not None]))
-                ids = _insert_rows(cur, self._server, t, columns, rows, True)
+        if self._unique:
+            # An equal stored row, whatever its status, refused its item above;
+            # an item finished and trimmed is refused by its fingerprint. The
+            # look-up comes after the insert and locks: the insert waited for
+            # a trim that was deleting an equal row, and a locking read sees
+            # the fingerprint that trim committed.
+            stored = {r[-1]: i for r, i in zip(rows, ids, strict=True) if i is not None}
+            if stored:
+                done = self._done
+                found = _select_ids(
+                    cur, done, f"{done}.data_hash", list(stored), " LOCK IN SHARE MODE", column="data_hash"
+                )
+                refused = {stored[bytes(r[0])] for r in found}
+                if refused:
+                    _delete_ids(cur, self._t, sorted(refused))
+                    ids = [None if i in refused else i for i in ids]
         return ids
 
     def _sql_delete(self, cur: Any, ids: Sequence[int | None]) -> None:
@@ -214,8 +220,9 @@ class MySQLAckEngine(MySQLQueueTable):
     ) -> list[int | None] | None:
         """Insert items (status inited) in one transaction; ``None`` if ``maxsize`` would be passed.
 
-        On a unique table an item equal to a live row (or to an earlier item
-        of ``items``) is not inserted and its id is ``None``. ``alts`` is
+        On a unique table an item equal to a stored row of any status, to a
+        remembered fingerprint, or to an earlier item of ``items`` is not
+        inserted and its id is ``None``. ``alts`` is
         accepted so both engines have one signature, and ignored: no table on
         MySQL holds persist-queue's unique encoding. Cancel-atomic: a
         cancelled caller's rows are deleted again.
@@ -490,7 +497,21 @@ class MySQLAckEngine(MySQLQueueTable):
         old = [int(r[0]) for r in cur.fetchall()]
         if old:
             old.reverse()  # ascending: concurrent trims lock in the same order
+            if self._unique:
+                self._remember(cur, old)
             _delete_ids(cur, self._t, old, f" AND status = {ACKED}")
+
+    def _remember(self, cur: Any, ids: Sequence[int]) -> None:
+        """Keep the fingerprints of acked rows ``ids`` about to be deleted (locking them)."""
+        t = self._t
+        rows = [
+            (bytes(r[0]), float(r[1]))
+            for r in _select_ids(cur, t, f"{t}.data_hash, {t}.timestamp, {t}.status", ids, " FOR UPDATE")
+            if int(r[2]) == ACKED
+        ]
+        if rows:
+            keep = " ON DUPLICATE KEY UPDATE data_hash = data_hash"
+            _insert_many(cur, self._done, ("data_hash", "timestamp"), rows, keep)
 
     async def set_final(self, ids: Sequence[int], status: int, keep_acked: int | None) -> None:
         """Mark rows acked or ack_failed (any current status); trim acked rows to ``keep_acked``.
@@ -613,11 +634,32 @@ class MySQLAckEngine(MySQLQueueTable):
             (limit, max(0, int(keep_latest))),
         )
         ids = sorted(int(r[0]) for r in cur.fetchall())
-        return _delete_ids(cur, self._t, ids, f" AND status IN {statuses}")
+        n = _delete_ids(cur, self._t, ids, f" AND status IN {statuses}")
+        if self._unique:
+            n += int(cur.execute(f"DELETE FROM {self._done}"))
+        return n
 
     async def clear_acked(self, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
-        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
+        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``;
+        on a unique table forget every fingerprint too. Returns how many rows and
+        fingerprints were deleted."""
         return await self._run(self._sql_clear, max_delete, keep_latest, clear_failed)
+
+    def _sql_forget(self, cur: Any, before: float) -> int:
+        cur.execute(
+            f"SELECT _id FROM {self._t} FORCE INDEX (status_id) WHERE status = {ACKED} AND timestamp < %s",
+            (before,),
+        )
+        ids = sorted(int(r[0]) for r in cur.fetchall())
+        n = _delete_ids(cur, self._t, ids, f" AND status = {ACKED}")
+        if self._unique:
+            n += int(cur.execute(f"DELETE FROM {self._done} WHERE timestamp < %s", (before,)))
+        return n
+
+    async def forget_acked(self, older_than: float) -> int:
+        """Delete acked rows, and fingerprints, of items put more than ``older_than`` seconds ago
+        (this machine's clock, as put timestamps are). Returns how many."""
+        return await self._run(self._sql_forget, time.time() - older_than)
 
     # ---------------------------------------------------------- inspection
 

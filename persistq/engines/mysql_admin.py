@@ -42,7 +42,7 @@ from .inspection import (
     status_counts,
 )
 from .locations import schemes_of
-from .mysql import MySQLParams, _message, _pending_table, _pymysql, _q, parse_dsn
+from .mysql import MySQLParams, _message, _pending_table, _pymysql, _q, done_table, parse_dsn
 from .sqlite_ack import UNACK
 
 __all__ = (
@@ -305,6 +305,10 @@ def purge(
                     pending = _pending_table(q.table)
                     if in_flight and not q.ack and _existing(cur, pending):
                         n += cur.execute(f"DELETE FROM {_q(pending)}")
+                    done = done_table(q.table)
+                    if q.ack and _existing(cur, done):
+                        # A purged unique ack queue forgets what it finished, too.
+                        n += cur.execute(f"DELETE FROM {_q(done)}")
                     out[q.table] = int(n)
             conn.commit()
         except BaseException:

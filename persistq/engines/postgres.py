@@ -156,6 +156,11 @@ def pending_table(table: str) -> str:
     return derived_name("persistq_pending_", table)
 
 
+def done_table(table: str) -> str:
+    """The table of a unique ack table's trimmed acked items: their fingerprints (``digest``)."""
+    return derived_name("persistq_done_", table)
+
+
 def check_table_name(table: str) -> str:
     """Return ``table`` if it is a valid queue name that PostgreSQL can hold, else raise ``InvalidName``."""
     validate_name(table)

@@ -15,7 +15,10 @@ the current delivery's lease ends), ``pq_owner`` (``hostname/token`` of the
 delivering queue object) and ``pq_ready_at`` (when a delayed row is due).
 Partial indexes cover exactly what claims look up: the deliverable rows
 (``status < 2``, in queue order), the leases in flight (``status = 2``) and
-the delays (``status = 3``).
+the delays (``status = 3``). A unique table refuses an item equal to any row
+it stores, whatever its status; acked rows it trims beyond ``keep_acked``
+leave their digest and put time in ``persistq_done_{table}``, which refuses
+equal items too until ``clear_acked`` or ``forget_acked``.
 
 **One clock: the server's.** Lease ends and delays are stored and compared
 in the server's time (``statement_timestamp()`` as seconds since the epoch),
@@ -66,6 +69,7 @@ from .postgres import (
     _chunks,
     check_table_name,
     derived_name,
+    done_table,
     quote_ident,
 )
 from .sqlite import NewRow
@@ -129,6 +133,7 @@ class PostgresAckEngine(PostgresDatabase):
         self.max_attempts = 0
         """Set by the queue: expired leases past this many attempts fail."""
         self._t = quote_ident(spec.table)
+        self._done = quote_ident(done_table(spec.table))
         self._prio = spec.order == "priority"
         self._unique = spec.unique
         self._desc = spec.order == "filo"
@@ -164,6 +169,11 @@ class PostgresAckEngine(PostgresDatabase):
         ):
             index = quote_ident(derived_name("pq_", t, suffix))
             tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self._t} {definition}")
+        if self._unique:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._done} "
+                "(digest BYTEA PRIMARY KEY, timestamp DOUBLE PRECISION NOT NULL)"
+            )
         self._check_serializer(tx, t, self.serializer_name, existed)
 
     def _local(self, server_time: float, server_now: float) -> float:
@@ -199,14 +209,6 @@ class PostgresAckEngine(PostgresDatabase):
             arrays: list[Any] = [[r[0] for r in chunk], [r[1] for r in chunk]]
             if self._prio:
                 arrays.append([r[2] for r in chunk])
-            if self._unique:
-                # An equal row that is finished (acked or failed) gives way,
-                # as on SQLite; one that is live refuses the item.
-                digests = [hashlib.sha256(r[0]).digest() for r in chunk]
-                tx.execute(
-                    f"DELETE FROM {self._t} WHERE digest = ANY(%s) AND status IN ({ACKED}, {ACK_FAILED})",
-                    (digests,),
-                )
             mark, mark_args = tx.mark_cte("ins")
             found = tx.all(
                 f"WITH ins AS (INSERT INTO {self._t} ({cols}) {source}{conflict}{returning}), {mark} "
@@ -219,7 +221,22 @@ class PostgresAckEngine(PostgresDatabase):
                 # One statement's identity values grow in the order of its rows.
                 ids.extend(sorted(int(r[0]) for r in found))
                 continue
+            # An equal stored row, whatever its status, refused its item
+            # (ON CONFLICT); an item finished and trimmed is refused by its
+            # fingerprint. Looked up in a statement of its own, after the
+            # insert: the insert waited for a trim deleting an equal row, and
+            # this statement's snapshot sees the fingerprint it committed.
             by_digest = {bytes(r[1]): int(r[0]) for r in found}
+            if by_digest:
+                refused = [
+                    by_digest.pop(bytes(r[0]))
+                    for r in tx.all(
+                        f"SELECT digest FROM {self._done} WHERE digest = ANY(%s)", (list(by_digest),)
+                    )
+                ]
+                if refused:
+                    tx.execute(f"DELETE FROM {self._t} WHERE _id = ANY(%s)", (refused,))
+            digests = [hashlib.sha256(r[0]).digest() for r in chunk]
             ids.extend(by_digest.pop(d, None) for d in digests)
         return ids
 
@@ -242,8 +259,9 @@ class PostgresAckEngine(PostgresDatabase):
     ) -> list[int | None] | None:
         """Insert items (status inited) in one transaction; ``None`` if ``maxsize`` would be passed.
 
-        On a unique table an item equal to a live row is not stored (its id
-        is ``None``). ``alts`` is accepted for interface parity and ignored.
+        On a unique table an item equal to a stored row of any status, or to
+        a remembered fingerprint, is not stored (its id is ``None``). ``alts``
+        is accepted for interface parity and ignored.
         Cancel-atomic: a cancelled caller's rows are deleted again.
         """
         return await self._run(
@@ -462,11 +480,17 @@ class PostgresAckEngine(PostgresDatabase):
         # Keep only the newest `keep` acked rows: the (status, _id) index,
         # walked backwards, finds the older ones; rows others hold are skipped.
         t = self._t
-        tx.execute(
+        delete = (
             f"DELETE FROM {t} WHERE _id IN (SELECT _id FROM {t} WHERE status = {ACKED} "
-            "ORDER BY _id DESC OFFSET %s FOR UPDATE SKIP LOCKED)",
-            (max(0, int(keep)),),
+            "ORDER BY _id DESC OFFSET %s FOR UPDATE SKIP LOCKED)"
         )
+        if self._unique:
+            # What the trimmed rows stood for stays remembered: their fingerprints.
+            delete = (
+                f"WITH gone AS ({delete} RETURNING digest, timestamp) INSERT INTO {self._done} "
+                "(digest, timestamp) SELECT digest, timestamp FROM gone ON CONFLICT (digest) DO NOTHING"
+            )
+        tx.execute(delete, (max(0, int(keep)),))
 
     async def set_final(self, ids: Sequence[int], status: int, keep_acked: int | None) -> None:
         """Mark rows acked or ack_failed (any current status); trim acked rows to ``keep_acked``.
@@ -602,15 +626,36 @@ class PostgresAckEngine(PostgresDatabase):
     def _sql_clear(self, tx: Tx, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
         statuses = f"({ACKED}, {ACK_FAILED})" if clear_failed else f"({ACKED})"
         t = self._t
-        return tx.count(
+        n = tx.count(
             f"DELETE FROM {t} WHERE _id IN (SELECT _id FROM {t} WHERE status IN {statuses} "
             f"ORDER BY _id DESC LIMIT %s OFFSET %s FOR UPDATE SKIP LOCKED) AND status IN {statuses}",
             (int(max_delete) if max_delete else None, max(0, int(keep_latest))),
         )
+        if self._unique:
+            n += tx.count(f"DELETE FROM {self._done}")
+        return n
 
     async def clear_acked(self, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
-        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
+        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``;
+        on a unique table forget every fingerprint too. Returns how many rows and
+        fingerprints were deleted."""
         return await self._run(self._sql_clear, max_delete, keep_latest, clear_failed)
+
+    def _sql_forget(self, tx: Tx, before: float) -> int:
+        t = self._t
+        n = tx.count(
+            f"DELETE FROM {t} WHERE _id IN (SELECT _id FROM {t} WHERE status = {ACKED} AND timestamp < %s "
+            f"FOR UPDATE SKIP LOCKED) AND status = {ACKED}",
+            (before,),
+        )
+        if self._unique:
+            n += tx.count(f"DELETE FROM {self._done} WHERE timestamp < %s", (before,))
+        return n
+
+    async def forget_acked(self, older_than: float) -> int:
+        """Delete acked rows, and fingerprints, of items put more than ``older_than`` seconds ago
+        (this machine's clock, as put timestamps are). Returns how many."""
+        return await self._run(self._sql_forget, time.time() - older_than)
 
     # ------------------------------------------------------------ inspection
 

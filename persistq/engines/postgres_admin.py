@@ -44,7 +44,7 @@ from .inspection import (
     status_counts,
 )
 from .locations import schemes_of
-from .postgres import NOW_SQL, PGParams, parse_pg_url, pending_table, quote_ident
+from .postgres import NOW_SQL, PGParams, done_table, parse_pg_url, pending_table, quote_ident
 
 __all__ = (
     "SCHEMES",
@@ -275,6 +275,10 @@ def purge(
                 pending = pending_table(q.table)
                 if in_flight and not q.ack and _exists(conn, pending):
                     n += conn.execute(f"DELETE FROM {quote_ident(pending)}").rowcount
+                done = done_table(q.table)
+                if q.ack and _exists(conn, done):
+                    # A purged unique ack queue forgets what it finished, too.
+                    n += conn.execute(f"DELETE FROM {quote_ident(done)}").rowcount
                 out[q.table] = int(n)
                 # The engines' change counters and listeners see the purge, as any commit.
                 conn.execute(

@@ -45,6 +45,7 @@ from .base import (
     validate_durability,
     validate_name,
 )
+from .locations import file_identity
 
 __all__ = (
     "Durability",
@@ -53,6 +54,7 @@ __all__ = (
     "Row",
     "SQLiteEngine",
     "TableSpec",
+    "done_table",
     "now",
     "validate_durability",
     "validate_name",
@@ -98,6 +100,11 @@ def locate_database(path: str | os.PathLike[str], db_file_name: str | None) -> t
     if not isinstance(name, str) or not name or os.sep in name or (os.altsep and os.altsep in name):
         raise ValueError(f"db_file_name must be a file name, not a path: {name!r}")
     return location, os.path.join(location, name)
+
+
+def done_table(table: str) -> str:
+    """The table of a unique ack table's trimmed acked items: their fingerprints (SHA-256)."""
+    return f"persistq_done_{table}"
 
 
 def _translate(exc: sqlite3.Error, db: str) -> StorageError:
@@ -148,6 +155,10 @@ class _Connection:
         self.key = key
         self.db_path = db_path
         self.conn: sqlite3.Connection | None = None
+        self.ident: tuple[int, int] | None = None
+        """Device and inode of the file the connection opened (``None`` until then)."""
+        self.stale = False
+        """Set once the path names another file (deleted, replaced or moved): the stores refuse work."""
         self.stores: list[SQLiteDatabase] = []
         self.changes: dict[str, int] = {}
         self._busy_ms = -1
@@ -285,6 +296,10 @@ class _Connection:
             if self._commits >= _CHECKPOINT_EVERY and not self._checkpoint_queued:
                 self._queue_checkpoint()
 
+    def moved(self) -> bool:
+        """Whether :attr:`db_path` no longer names the file this connection opened."""
+        return self.ident is not None and file_identity(self.db_path) != self.ident
+
     def _queue_checkpoint(self) -> None:
         self._checkpoint_queued = True
         # A bare job never runs inline: the checkpoint's fsyncs stay on a storage thread.
@@ -296,6 +311,11 @@ class _Connection:
         self._commits = 0
         conn = self.conn
         if conn is not None and self.db_path != ":memory:":
+            if self.moved():
+                # Found on a storage thread, off the hot path: a file deleted
+                # under a queue that nobody reopened stops taking writes here.
+                self.stale = True
+                return
             # PASSIVE never waits for readers or writers; what it cannot copy now goes next time.
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
@@ -328,6 +348,13 @@ def _acquire(store: SQLiteDatabase) -> _Connection:
     key = os.path.realpath(store.db_path)
     with _connections_lock:
         found = _connections.get(key)
+        if found is not None and found.worker.alive and found.moved():
+            # The path names a new file now (or none): a connection to the old
+            # inode would write where nobody reads. Its stores fail from now
+            # on; this store gets a connection of its own to the path's file.
+            found.stale = True
+            del _connections[key]
+            found = None
         if found is None or not found.worker.alive:
             found = _Connection(key, store.db_path, False, store.label)
             _connections[key] = found
@@ -421,6 +448,11 @@ class SQLiteDatabase:
 
     def _alive_worker(self) -> Worker:
         db = self._db
+        if db is not None and db.stale:
+            raise StorageError(
+                f"{self.db_path}: the database file was deleted or replaced since this queue opened it; "
+                "open the queue again to use the file now at that path"
+            )
         return checked_worker(None if db is None else db.worker, self._pid)
 
     async def _run(
@@ -437,7 +469,7 @@ class SQLiteDatabase:
     def _now(self, fn: Callable[..., T], *args: Any, kind: str = "write") -> T:
         """``fn`` run now on the calling loop thread (see :func:`try_now`), or ``NOT_NOW``."""
         db = self._db
-        if db is None or self._pid != os.getpid():
+        if db is None or db.stale or self._pid != os.getpid():
             return NOT_NOW  # type: ignore[no-any-return]
         job = Job(fn, *args, kind=kind)
         job.owner = self
@@ -482,6 +514,8 @@ class SQLiteDatabase:
             )
         except sqlite3.Error as exc:
             raise _translate(exc, self.db_path) from exc
+        if not self.memory:
+            db.ident = file_identity(self.db_path)
         try:
             if not self.memory:
                 mode = self._enable_wal(conn)

@@ -9,6 +9,13 @@ persistq adds columns with ``ALTER TABLE … ADD COLUMN`` (never replacing any):
 * ``pq_owner``: the owner token of the delivering queue object;
 * ``pq_ready_at``: when a delayed row (status 3) becomes ready.
 
+A unique table refuses an item equal to any row it stores, whatever its
+status (persist-queue's ``UNIQUE (data)``): programs use the acked rows as
+their "already done" set. Acked rows trimmed beyond ``max_acked_length`` leave
+their SHA-256 and put time in ``persistq_done_{table}``, which puts consult
+too, so the guarantee outlives the rows; ``clear_acked`` and ``forget_acked``
+are what let an equal item in again.
+
 Status values are persist-queue's (0 inited, 1 ready, 2 unack, 5 acked,
 9 ack_failed) plus 3, *delayed*: a row nacked with a delay. Expired leases and
 due delays are swept at the start of every claim, in the same transaction, so
@@ -17,10 +24,11 @@ every process sees the same state without a background thread.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import ItemNotFound
@@ -38,7 +46,7 @@ from .base import (
     AckRow,
     AckTableSpec,
 )
-from .sqlite import Durability, SQLiteDatabase, _quote
+from .sqlite import Durability, SQLiteDatabase, _quote, done_table
 
 __all__ = (
     "ACKED",
@@ -84,6 +92,7 @@ class SQLiteAckEngine(SQLiteDatabase):
         self.max_attempts = 0
         """Set by the queue: expired leases past this many attempts fail."""
         self._t = _quote(spec.table)
+        self._done = _quote(done_table(spec.table))
         self._prio = spec.order == "priority"
         self._cols = (
             "_id, data, timestamp, " + ("priority" if self._prio else "NULL") + ", status, pq_attempts"
@@ -119,6 +128,11 @@ class SQLiteAckEngine(SQLiteDatabase):
             ):
                 name = _quote(f"persistq_{t}_{suffix}")
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self._t} {sql}")
+            if self.spec.unique:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._done} "
+                    "(digest BLOB PRIMARY KEY, timestamp FLOAT NOT NULL) WITHOUT ROWID"
+                )
             self._check_serializer(conn, t, self.serializer_name, existed)
             conn.execute("COMMIT")
         except BaseException:
@@ -138,18 +152,26 @@ class SQLiteAckEngine(SQLiteDatabase):
         if maxsize > 0 and self._sql_waiting(conn) + len(items) > maxsize:
             return None
         ids: list[int | None] = []
+        unique = self.spec.unique
         for i, (data, ts, priority) in enumerate(items):
             alt = alts[i] if alts is not None else None
-            if (
-                alt is not None
-                and conn.execute(
-                    f"SELECT 1 FROM {self._t} WHERE data=? AND status NOT IN (5, 9)", (alt,)
-                ).fetchone()
-            ):
-                ids.append(None)  # an equal live item in persist-queue's encoding
+            if unique and self._remembered(conn, data, alt):
+                ids.append(None)
                 continue
             ids.append(self._insert(conn, data, ts, priority))
         return ids
+
+    def _remembered(self, conn: sqlite3.Connection, data: bytes, alt: bytes | None) -> bool:
+        """Whether an item equal to ``data`` (or to ``alt``, its other encoding) is
+        stored in another encoding or was finished and trimmed."""
+        if alt is not None and conn.execute(f"SELECT 1 FROM {self._t} WHERE data=?", (alt,)).fetchone():
+            return True
+        digests = [hashlib.sha256(data).digest()]
+        if alt is not None:
+            digests.append(hashlib.sha256(alt).digest())
+        marks = ", ".join("?" * len(digests))
+        found = conn.execute(f"SELECT 1 FROM {self._done} WHERE digest IN ({marks})", digests).fetchone()
+        return found is not None
 
     def _insert(self, conn: sqlite3.Connection, data: bytes, ts: float, priority: int | None) -> int | None:
         vals: tuple[Any, ...]
@@ -158,17 +180,11 @@ class SQLiteAckEngine(SQLiteDatabase):
         else:
             cols, vals = "data, timestamp, status", (data, ts, INITED)
         marks = ", ".join("?" * len(vals))
+        # A unique table refuses an item equal to any stored row: waiting, in
+        # flight, acked or failed (persist-queue's UNIQUE (data)).
         verb = "INSERT OR IGNORE" if self.spec.unique else "INSERT"
         cur = conn.execute(f"{verb} INTO {self._t} ({cols}) VALUES ({marks})", vals)
-        if cur.rowcount:
-            return cur.lastrowid
-        # A unique table refuses the item only while an equal one is live; an
-        # equal row that is finished (acked or failed) gives way.
-        old = conn.execute(f"SELECT _id, status FROM {self._t} WHERE data=?", (data,)).fetchone()
-        if old is None or old[1] not in (ACKED, ACK_FAILED):
-            return None
-        conn.execute(f"DELETE FROM {self._t} WHERE _id=?", (old[0],))
-        return conn.execute(f"INSERT INTO {self._t} ({cols}) VALUES ({marks})", vals).lastrowid
+        return cur.lastrowid if cur.rowcount else None
 
     def _sql_delete(self, conn: sqlite3.Connection, ids: Sequence[int | None]) -> None:
         conn.executemany(f"DELETE FROM {self._t} WHERE _id=?", [(i,) for i in ids if i is not None])
@@ -346,7 +362,21 @@ class SQLiteAckEngine(SQLiteDatabase):
             f"SELECT _id FROM {self._t} WHERE status=? ORDER BY _id DESC LIMIT 1 OFFSET ?", (ACKED, keep)
         ).fetchone()
         if row is not None:
+            if self.spec.unique:
+                # What the rows stood for stays remembered: their fingerprints.
+                self._remember(
+                    conn,
+                    conn.execute(
+                        f"SELECT data, timestamp FROM {self._t} WHERE status=? AND _id <= ?", (ACKED, row[0])
+                    ),
+                )
             conn.execute(f"DELETE FROM {self._t} WHERE status=? AND _id <= ?", (ACKED, row[0]))
+
+    def _remember(self, conn: sqlite3.Connection, rows: Iterable[tuple[bytes, float]]) -> None:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {self._done} (digest, timestamp) VALUES (?, ?)",
+            [(hashlib.sha256(data).digest(), ts) for data, ts in rows],
+        )
 
     async def set_final(self, ids: Sequence[int], status: int, keep_acked: int | None) -> None:
         """Mark rows acked or ack_failed (any current status); trim acked rows to ``keep_acked``.
@@ -457,15 +487,35 @@ class SQLiteAckEngine(SQLiteDatabase):
         statuses = (ACKED, ACK_FAILED) if clear_failed else (ACKED,)
         marks = ", ".join("?" * len(statuses))
         limit = -1 if not max_delete else int(max_delete)
-        return conn.execute(
+        n: int = conn.execute(
             f"DELETE FROM {self._t} WHERE _id IN (SELECT _id FROM {self._t} WHERE status IN ({marks}) "
             "ORDER BY _id DESC LIMIT ? OFFSET ?)",
             (*statuses, limit, max(0, int(keep_latest))),
         ).rowcount
+        if self.spec.unique:
+            n += conn.execute(f"DELETE FROM {self._done}").rowcount
+        return n
 
     async def clear_acked(self, max_delete: int | None, keep_latest: int, clear_failed: bool) -> int:
-        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
+        """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``;
+        on a unique table forget every fingerprint too. Returns how many rows and
+        fingerprints were deleted."""
         return await self._run(self._sql_clear, max_delete, keep_latest, clear_failed)
+
+    def _sql_forget(self, conn: sqlite3.Connection, before: float) -> int:
+        n: int = conn.execute(
+            f"DELETE FROM {self._t} WHERE status=? AND timestamp < ?", (ACKED, before)
+        ).rowcount
+        if self.spec.unique:
+            n += conn.execute(f"DELETE FROM {self._done} WHERE timestamp < ?", (before,)).rowcount
+        return n
+
+    async def forget_acked(self, older_than: float) -> int:
+        """Delete acked rows, and fingerprints, of items put more than ``older_than`` seconds ago.
+
+        Returns how many rows and fingerprints were deleted.
+        """
+        return await self._run(self._sql_forget, time.time() - older_than)
 
     # ------------------------------------------------------------ inspection
 

@@ -47,7 +47,7 @@ from .inspection import (
     queue_info,
     status_counts,
 )
-from .sqlite import SQLITE_MAGIC
+from .sqlite import SQLITE_MAGIC, done_table
 from .sqlite_ack import UNACK
 
 __all__ = (
@@ -325,7 +325,8 @@ def purge(
     """Delete the items of the queues ``table`` names (all queues for ``None``) in one transaction.
 
     Ack queues keep their in-flight rows, and plain queues the items got
-    with ``auto_commit=False``, unless ``in_flight`` is true.
+    with ``auto_commit=False``, unless ``in_flight`` is true. A unique ack
+    queue's fingerprints of finished items go too (counted as items).
 
     Returns:
         Items deleted per table.
@@ -350,6 +351,10 @@ def purge(
                 pending = pending_table(q.table)
                 if in_flight and _has_table(conn, pending):
                     n += conn.execute(f"DELETE FROM {_q(pending)}").rowcount
+                done = done_table(q.table)
+                if q.ack and _has_table(conn, done):
+                    # A purged unique ack queue forgets what it finished, too.
+                    n += conn.execute(f"DELETE FROM {_q(done)}").rowcount
                 out[q.table] = n
             conn.execute("COMMIT")
         except BaseException:

@@ -543,10 +543,36 @@ class AckQueue(FIFOQueue[_T]):
         self, max_delete: int | None = 1000, keep_latest: int = 1000, clear_ack_failed: bool = False
     ) -> int:
         """Delete acked rows (and failed ones with ``clear_ack_failed``), keeping the newest
-        ``keep_latest``; at most ``max_delete`` (``None`` or 0: no limit). Returns how many."""
+        ``keep_latest``; at most ``max_delete`` (``None`` or 0: no limit).
+
+        On a :class:`UniqueAckQ` this is what lets an item equal to a finished
+        one in again: the deleted rows, and every fingerprint of acked rows
+        trimmed beyond ``max_acked_length``, are forgotten. Returns how many
+        rows and fingerprints were deleted.
+        """
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_open()
         return await self._ack.clear_acked(max_delete, keep_latest, clear_ack_failed)
+
+    async def forget_acked(self, older_than: float) -> int:
+        """Forget acked items that were put more than ``older_than`` seconds ago.
+
+        Their rows are deleted and, on a :class:`UniqueAckQ`, their
+        fingerprints too, so an equal item can be put again (a crawler that
+        revisits what it finished a week ago calls ``forget_acked(7 * 86400)``).
+        Failed items stay (see :meth:`requeue_failed` and
+        :meth:`clear_acked_data`). The age counts from the put, on this
+        machine's clock. Committed on return; returns how many rows and
+        fingerprints were deleted.
+
+        Raises:
+            ValueError: ``older_than`` is not a non-negative number.
+        """
+        seconds = _check_seconds("older_than", older_than)
+        assert seconds is not None
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._ensure_open()
+        return await self._ack.forget_acked(seconds)
 
     # ------------------------------------------------------------ inspection
 
@@ -666,10 +692,20 @@ FILOSQLiteAckQueue = FILOAckQueue
 
 
 class UniqueAckQ(AckQueue[_T]):
-    """An ack queue that ignores an item equal to one still waiting or in flight.
+    """An ack queue that ignores an item equal to one it remembers: waiting, in flight, acked or failed.
 
     Equality is by value at every depth (as :class:`~persistq.UniqueQ`);
     ``put`` returns ``None`` for a duplicate. Table ``ack_unique_queue_{name}``.
+
+    Finished items are remembered as persist-queue's ``UNIQUE (data)`` does,
+    so programs can use the queue as their "already done" set across crashes
+    (re-put everything on resume; what was finished is refused). Acked rows
+    trimmed beyond ``max_acked_length`` leave a fingerprint (the SHA-256 of the
+    stored bytes, not the data) that keeps refusing equal items.
+    :meth:`clear_acked_data` and :meth:`forget_acked` forget. A failed item
+    stays remembered until :meth:`requeue_failed` makes that same row (same
+    id) ready again, or ``clear_acked_data(clear_ack_failed=True)`` deletes
+    it; ``nack`` applies to items in flight only.
     """
 
     KIND_NAME: ClassVar[str] = "UniqueAckQ"
@@ -685,7 +721,7 @@ class UniqueAckQ(AckQueue[_T]):
         return unique_storage_forms(self._engine.legacy_rows_possible, self._codec, datas, items)
 
     async def put(self, item: _T, block: bool = True, timeout: float | None = None) -> int | None:  # type: ignore[override]
-        """Put ``item`` unless an equal item is live; return its id or ``None``."""
+        """Put ``item`` unless an equal item is remembered; return its id or ``None``."""
         return (await self._put_data([self._encode(item)], block, timeout, None, [item]))[0]
 
     async def put_nowait(self, item: _T) -> int | None:  # type: ignore[override]

@@ -251,6 +251,10 @@ class AckQueue(FIFOQueue[_T]):
         """Delete acked (and optionally failed) rows, keeping the newest ``keep_latest``."""
         return self._call("clear_acked_data", max_delete, keep_latest, clear_ack_failed)  # type: ignore[no-any-return]
 
+    def forget_acked(self, older_than: float) -> int:
+        """Forget acked items put more than ``older_than`` seconds ago (rows and fingerprints)."""
+        return self._call("forget_acked", older_than)  # type: ignore[no-any-return]
+
     def counts(self) -> dict[AckStatus, int]:
         """Items per status."""
         return self._call("counts")  # type: ignore[no-any-return]
@@ -297,7 +301,7 @@ FILOSQLiteAckQueue = FILOAckQueue
 
 
 class UniqueAckQ(_UniquePuts[_T], AckQueue[_T]):  # type: ignore[misc]  # put returns None for a duplicate
-    """Blocking twin of :class:`persistq.UniqueAckQ` (no duplicate live items)."""
+    """Blocking twin of :class:`persistq.UniqueAckQ` (refuses items equal to remembered ones)."""
 
     _async_cls: ClassVar[type[Any]] = _AsyncUniqueAckQ
 
