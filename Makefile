@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 MARIADB_DIR := $(CURDIR)/.mariadb
 PG_DIR := $(CURDIR)/.pg
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test: one per core (each with its own server databases).
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install run test lint docs bench stress clean
 
@@ -21,14 +23,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/python examples/producer_consumer.py
 
-## test: the whole suite on asyncio and trio, with a throwaway MariaDB and PostgreSQL 15 on 127.0.0.1
+## test: the whole suite on asyncio and trio, with a throwaway MariaDB and PostgreSQL 15 on 127.0.0.1: in
+## parallel (WORKERS, one per core), then the few tests that need the servers to themselves (-m serial);
+## prints the 30 slowest
 test: install
 	@status=0; \
 	scripts/mariadb.sh start $(MARIADB_DIR) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(MARIADB_DIR); scripts/postgres.sh stop $(PG_DIR)' EXIT INT TERM; \
 	scripts/postgres.sh start $(PG_DIR) || exit 1; \
 	set -a; . $(MARIADB_DIR)/env; . $(PG_DIR)/env; set +a; \
-	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not serial" --durations=30 $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
 	exit $$status
 
 ## lint: ruff check, ruff format --check, mypy --strict; the typed example under mypy --strict and basedpyright;

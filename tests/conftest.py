@@ -26,6 +26,60 @@ SQLITE_KINDS: list[Any] = [
 """Every async queue kind on SQLite."""
 
 
+def _worker_databases(worker: str) -> None:
+    """Give this pytest-xdist worker databases of its own on both throwaway servers.
+
+    Workers share the servers ``make test`` started, not their databases:
+    tests that list a database's queues, or count what it holds, see only
+    their own worker's tables. The environment is rewritten before any test
+    reads it, so child processes the tests start inherit the same databases.
+    """
+    if os.environ.get("PERSISTQ_MYSQL_DATABASE"):
+        import pymysql
+
+        name = f"{os.environ['PERSISTQ_MYSQL_DATABASE']}_{worker}"
+        conn = pymysql.connect(
+            host=os.environ["PERSISTQ_MYSQL_HOST"],
+            port=int(os.environ["PERSISTQ_MYSQL_PORT"]),
+            user=os.environ["PERSISTQ_MYSQL_USER"],
+            password=os.environ["PERSISTQ_MYSQL_PASSWORD"],
+            autocommit=True,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute(f"CREATE DATABASE `{name}`")
+        finally:
+            conn.close()
+        os.environ["PERSISTQ_MYSQL_DATABASE"] = name
+    if os.environ.get("PERSISTQ_PG_DATABASE"):
+        import psycopg
+
+        base = os.environ["PERSISTQ_PG_DATABASE"]
+        name = f"{base}_{worker}"
+        with psycopg.connect(
+            host=os.environ["PERSISTQ_PG_HOST"],
+            port=int(os.environ["PERSISTQ_PG_PORT"]),
+            user=os.environ["PERSISTQ_PG_USER"],
+            password=os.environ["PERSISTQ_PG_PASSWORD"],
+            dbname=base,
+            autocommit=True,
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        os.environ["PERSISTQ_PG_DATABASE"] = name
+        dsn = os.environ.get("PERSISTQ_PG_DSN")
+        if dsn and dsn.endswith("/" + base):
+            os.environ["PERSISTQ_PG_DSN"] = dsn[: -len(base)] + name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a pytest-xdist worker, switch to the worker's own server databases."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        _worker_databases(worker)
+
+
 @pytest.fixture(
     params=[
         pytest.param("asyncio", id="asyncio"),

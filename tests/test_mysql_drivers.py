@@ -234,6 +234,7 @@ def _kill_other_connections(env: dict[str, str]) -> int:
         conn.close()
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
 def test_killed_connections_are_replaced_without_losing_or_repeating_items(
     env: dict[str, str], name: str, driver: str
@@ -266,6 +267,7 @@ def test_killed_connections_are_replaced_without_losing_or_repeating_items(
     asyncio.run(main())
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
 def test_a_connection_killed_mid_transaction_is_retried_once_and_applied_once(
     env: dict[str, str], name: str, driver: str

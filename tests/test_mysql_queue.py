@@ -493,6 +493,7 @@ def _restart_server() -> None:
     subprocess.run([os.environ["PERSISTQ_MYSQL_START_CMD"]], check=True, timeout=90, capture_output=True)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
 def test_server_killed_and_restarted(env: dict[str, str], name: str, driver: str) -> None:
     """With the server SIGKILLed, calls raise clear StorageError; after a restart nothing put is lost."""
@@ -582,6 +583,7 @@ async def test_waiting_get_polls_less_while_idle_and_still_wakes(env: dict[str, 
         MySQLQueue(**_kwargs(env, name), max_poll_interval=0)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("driver", ["aiomysql", "pymysql"])
 def test_a_hung_server_fails_calls_instead_of_hanging(env: dict[str, str], name: str, driver: str) -> None:
     """With the server frozen (SIGSTOP), calls fail with StorageError after the read timeout, then recover."""
